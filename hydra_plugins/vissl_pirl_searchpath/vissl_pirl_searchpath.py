@@ -1,0 +1,48 @@
+"""Hydra search-path plugin that puts vissl-pirl's configs in front of VISSL's.
+
+VISSL's own plugin prepends ``pkg://configs`` and ``file://configs`` (relative to
+the working directory). Hydra runs search-path plugins in discovery order,
+which depends on ``sys.path``, so a plain prepend here could land behind
+VISSL's, and from some directories ``config=pretrain/pirl/pirl_jigsaw_4node_resnet50``
+would silently resolve to VISSL's built-in file of the same name. This plugin
+adds the plugin's config folder by absolute path and makes every later plain
+``prepend`` on the same search path insert behind it, so the plugin's configs
+win whatever the plugin order and working directory.
+"""
+import importlib.util
+from pathlib import Path
+
+from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
+from hydra.plugins.search_path_plugin import SearchPathPlugin
+
+PROVIDER = "vissl-pirl"
+
+
+def plugin_config_root() -> Path:
+    """``vissl_pirl_plugin.config_root()``, found without importing the package (and VISSL)."""
+    spec = importlib.util.find_spec("vissl_pirl_plugin")
+    if spec is None or spec.origin is None:
+        raise ImportError("vissl_pirl_plugin is not installed: run `make install` or "
+                          "`pip install -e .` in the vissl-pirl repository.")
+    package = Path(spec.origin).resolve().parent
+    installed = package / "hydra_configs"
+    return installed if installed.is_dir() else package.parent / "configs"
+
+
+class VisslPirlSearchPathPlugin(SearchPathPlugin):
+    def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
+        search_path.prepend(provider=PROVIDER, path=f"file://{plugin_config_root()}")
+        keep_plugin_in_front(search_path)
+
+
+def keep_plugin_in_front(search_path: ConfigSearchPath) -> None:
+    """Makes later anchor-less ``prepend`` calls insert right behind this plugin's entries."""
+    append, prepend = search_path.append, search_path.prepend
+
+    def prepend_behind_plugin(provider: str, path: str, anchor=None) -> None:
+        if anchor is None:
+            append(provider, path, anchor=SearchPathQuery(provider=PROVIDER))
+        else:
+            prepend(provider, path, anchor)
+
+    search_path.prepend = prepend_behind_plugin

@@ -1,0 +1,38 @@
+"""vissl-pirl: PIRL (Misra & van der Maaten, CVPR 2020) as a VISSL plugin.
+
+VISSL 0.1.6 and classy-vision 0.7.0 are required but not listed: their own pins
+(numpy 1.19, scikit-learn 0.24, hydra 1.0) cannot be installed on current
+Pythons, so install them with ``pip install --no-deps vissl==0.1.6
+classy-vision==0.7.0`` (``make install`` does; see README.md).
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="vissl-pirl",
+    version="0.1.0",
+    description="PIRL (Pretext-Invariant Representation Learning) components for VISSL",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.8",
+    packages=find_packages(include=["vissl_pirl_plugin", "vissl_pirl_plugin.*"])
+    + ["hydra_plugins.vissl_pirl_searchpath", "vissl_pirl_plugin.hydra_configs"],
+    # a wheel ships configs/ inside the package; a source checkout reads configs/ directly
+    package_dir={"vissl_pirl_plugin.hydra_configs": "configs"},
+    package_data={"vissl_pirl_plugin.hydra_configs": ["**/*.yaml"]},
+    install_requires=[
+        "torch>=2.0",
+        "torchvision>=0.15",
+        "hydra-core>=1.1",
+        "omegaconf>=2.1",
+        "fvcore",
+        "iopath",
+        "numpy<1.24",
+        "scikit-learn",
+        "pandas",
+        "tabulate",
+        "submitit",
+        "Pillow",
+        "setuptools<81",
+    ],
+    extras_require={"demo": ["scikit-image"], "test": ["pytest"]},
+)

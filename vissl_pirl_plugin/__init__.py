@@ -1,0 +1,20 @@
+"""vissl-pirl: PIRL (Misra & van der Maaten, CVPR 2020) as a VISSL plugin.
+
+Importing the package registers its components in VISSL's registries:
+
+* loss ``pirl_loss`` (``pirl_loss.py``) with its ``MemoryBank`` (``memory_bank.py``),
+* hook ``MemoryBankUpdateHook`` (``memory_bank_hook.py``), added by
+  ``pirl_hook_generator`` (``hook_generator.py``),
+* transform ``ImgPilToPirlJigsaw`` (``pirl_jigsaw_transform.py``),
+* collator ``pirl_collator`` (``pirl_collator.py``),
+* head ``pirl_jigsaw_head`` (``pirl_jigsaw_head.py``).
+"""
+from vissl_pirl_plugin import (  # noqa: F401  (imported to register)
+    pirl_collator,
+    pirl_jigsaw_head,
+    pirl_jigsaw_transform,
+    pirl_loss,
+)
+
+__version__ = "0.1.0"
+

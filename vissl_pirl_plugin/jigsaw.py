@@ -1,0 +1,35 @@
+"""Jigsaw patch geometry of PIRL (paper Appendix A.1).
+
+"We resize this crop to 255 x 255, and then divide into a 3 x 3 grid. We extract
+a patch of 64 x 64 from each of these grids and get 9 patches." Each patch lies
+at a uniformly random position inside its own cell (Noroozi & Favaro's gap
+between patches). Pure tensor logic, no VISSL.
+"""
+import torch
+
+
+def jigsaw_patch_offsets(crop_size: int = 255, grid_size: int = 3, patch_size: int = 64,
+                         generator: torch.Generator = None) -> torch.Tensor:
+    """Top-left corners ``(grid_size**2, 2)`` of one random patch per grid cell.
+
+    Cells are ``crop_size // grid_size`` pixels wide and listed row by row.
+    """
+    if grid_size < 1:
+        raise ValueError(f"grid_size must be >= 1, got {grid_size}.")
+    cell = crop_size // grid_size
+    if not 1 <= patch_size <= cell:
+        raise ValueError(
+            f"patch_size={patch_size} does not fit in a grid cell of {cell} pixels "
+            f"(crop_size={crop_size} // grid_size={grid_size}). Use patch_size <= {cell}.")
+    rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
+    cell_corners = torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1) * cell
+    jitter = torch.randint(0, cell - patch_size + 1, (grid_size * grid_size, 2),
+                           generator=generator)
+    return cell_corners + jitter
+
+
+def extract_jigsaw_patches(image: torch.Tensor, offsets: torch.Tensor,
+                           patch_size: int) -> torch.Tensor:
+    """Cuts ``(num_patches, C, patch_size, patch_size)`` patches out of a ``(C, H, W)`` image."""
+    return torch.stack([image[:, top:top + patch_size, left:left + patch_size]
+                        for top, left in offsets.tolist()])
