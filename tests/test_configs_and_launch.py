@@ -21,6 +21,12 @@ from conftest import REPO
 PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
 
 
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    """VISSL saves train_config.yaml to CHECKPOINT.DIR ('.') when it converts a config."""
+    monkeypatch.chdir(tmp_path)
+
+
 def compose(*overrides):
     return launcher.compose_config(list(overrides))[1]
 
@@ -41,7 +47,7 @@ def test_plugin_configs_come_first_whatever_the_plugin_order(order):
 @pytest.mark.parametrize("cwd", ["repo", "elsewhere"])
 def test_paper_config_is_the_plugins_from_any_directory(cwd, tmp_path, monkeypatch):
     monkeypatch.chdir(REPO if cwd == "repo" else tmp_path)
-    cfg = compose(PAPER)
+    cfg = compose(PAPER, f"config.CHECKPOINT.DIR={tmp_path}")
     assert cfg.LOSS.name == "pirl_loss"  # VISSL's built-in file uses nce_loss_with_memory
     assert cfg.DATA.TRAIN.TRANSFORMS[0]["name"] == "ImgPilToPirlJigsaw"
 

@@ -1,11 +1,12 @@
 """``make demo``: PIRL-Jigsaw pre-training on the CPU on the embedded demo dataset.
 
-Trains ``config=pretrain/pirl/pirl_jigsaw_cpu_demo`` with the plugin's launcher,
-then prints the mean loss of each epoch (read from VISSL's ``stdout.json``) and
+Trains ``config=pretrain/pirl/pirl_jigsaw_cpu_demo`` with the plugin's launcher
+(in a child process, as ``tools/run_distributed_engines.py`` would), then prints the mean loss of each epoch (read from VISSL's ``stdout.json``) and
 where the checkpoint went. Extra arguments are Hydra overrides, e.g.
 ``python -m vissl_pirl_plugin.demo config.OPTIMIZER.num_epochs=2``.
 """
 import json
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -13,7 +14,6 @@ from pathlib import Path
 from typing import Dict, List
 
 from vissl_pirl_plugin.demo_data import build_demo_dataset
-from vissl_pirl_plugin.launcher import compose_config, launch
 
 DEMO_CONFIG = "config=pretrain/pirl/pirl_jigsaw_cpu_demo"
 
@@ -29,11 +29,11 @@ def epoch_losses(stdout_json: Path) -> Dict[int, List[float]]:
 
 
 def main(overrides: List[str]) -> Path:
-    data = build_demo_dataset(Path("data/demo"))
-    run_dir = Path("checkpoints") / time.strftime("pirl_jigsaw_cpu_demo-%Y%m%d-%H%M%S")
-    args, config = compose_config([DEMO_CONFIG, f"config.DATA.TRAIN.DATA_PATHS=[{data}]",
-                                   f"config.CHECKPOINT.DIR={run_dir}", *overrides])
-    launch(config, engine_name=args.engine_name, node_id=args.node_id)
+    data = build_demo_dataset(Path("data/demo")).resolve()
+    run_dir = Path("checkpoints").resolve() / time.strftime("pirl_jigsaw_cpu_demo-%Y%m%d-%H%M%S")
+    subprocess.run([sys.executable, "-m", "vissl_pirl_plugin.launcher", DEMO_CONFIG,
+                    f"config.DATA.TRAIN.DATA_PATHS=[{data}]", f"config.CHECKPOINT.DIR={run_dir}",
+                    *overrides], check=True)
 
     print("\nepoch  mean loss  (pirl_loss, one CPU process)")
     for epoch, values in sorted(epoch_losses(run_dir / "stdout.json").items()):

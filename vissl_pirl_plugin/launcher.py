@@ -8,6 +8,7 @@ version (``_ResumableSlurmJob``) would otherwise train without memory-bank
 updates.
 """
 import contextlib
+import sys
 from typing import Any, Callable, Iterator, List
 
 from vissl.config import AttrDict
@@ -78,3 +79,7 @@ def compose_config(overrides: List[str]):
 def main(overrides: List[str]):
     args, config = compose_config(overrides)
     return launch(config, engine_name=args.engine_name, node_id=args.node_id)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
