@@ -98,7 +98,7 @@ def test_lambda_zero_is_npid_and_drops_g():
     assert g.grad is None and f.grad is not None
     torch.manual_seed(0)
     npid = make_loss(lambda_weight=0.0, norm_constant=2.0)(f, indices)  # single-output NPID model
-    assert float(npid) == pytest.approx(float(two_inputs.detach()))
+    assert float(npid.detach()) == pytest.approx(float(two_inputs.detach()))
 
 
 def test_lambda_one_drops_f():

@@ -148,3 +148,25 @@ def test_demo_trains_and_reports_losses_and_checkpoint(tmp_path):
     assert table.split()[0] == "0" and float(table.split()[1]) > 0
     checkpoint = Path(lines[-1].removeprefix("Checkpoint: "))
     assert checkpoint.name == "model_final_checkpoint_phase0.torch" and checkpoint.is_file()
+
+
+@pytest.mark.parametrize("config, extra", [
+    ("pirl_rotation_4node_resnet50", ["+config.DATA.TRAIN.TRANSFORMS.0.pretext.crop_size=64"]),
+    ("pirl_jigsaw_rotation_4node_resnet50", []),
+    ("npid_plusplus_4node_resnet50", []),
+    ("pirl_jigsaw_4node_resnet50", ["+config/pretrain/pirl/analysis=section4",
+                                    "+config/pretrain/pirl/head=mlp",
+                                    "+config/pretrain/pirl/augmentation=gaussian_blur",
+                                    "config.LOSS.pirl_loss.num_negatives=2",
+                                    "config.DATA.TRAIN.TRANSFORMS.0.image_crop_size=64",
+                                    "config.DATA.TRAIN.TRANSFORMS.0.num_permutations=10"]),
+])
+def test_every_pretext_config_trains_two_iterations(tmp_path, config, extra):
+    images = write_image_folder(tmp_path / "images", num_images=4)
+    overrides = paper_config_on_cpu(images, tmp_path / "ckpt", *extra)
+    overrides[0] = f"config=pretrain/pirl/{config}"
+    result = run([LAUNCHER, *overrides], cwd=tmp_path)
+    log = result.stdout + result.stderr
+    assert "iter: 1;" in log and "iter: 2;" not in log
+    bank = checkpoint_loss_state(tmp_path / "ckpt")["memory_bank.embeddings"]
+    assert not torch.isclose(bank, MemoryBank(4, 128).embeddings).all(dim=1).any()

@@ -5,16 +5,21 @@ Importing the package registers its components in VISSL's registries:
 * loss ``pirl_loss`` (``pirl_loss.py``) with its ``MemoryBank`` (``memory_bank.py``),
 * hook ``MemoryBankUpdateHook`` (``memory_bank_hook.py``), added by
   ``pirl_hook_generator`` (``hook_generator.py``),
-* transform ``ImgPilToPirlJigsaw`` (``pirl_jigsaw_transform.py``),
+* transforms ``ImgPilToPirlPair`` (``pirl_pair_transform.py``) and
+  ``ImgPilToPirlJigsaw`` (``pirl_jigsaw_transform.py``), with the pretext
+  transforms ``jigsaw``, ``rotation`` and ``rotation_jigsaw`` (``pretext.py`` is the
+  registry users extend),
 * collator ``pirl_collator`` (``pirl_collator.py``),
 * head ``pirl_jigsaw_head`` (``pirl_jigsaw_head.py``).
 """
 from vissl_pirl_plugin import (  # noqa: F401  (imported to register)
+    jigsaw_pretext,
     pirl_collator,
     pirl_jigsaw_head,
     pirl_jigsaw_transform,
     pirl_loss,
+    pirl_pair_transform,
+    rotation_pretext,
 )
 
 __version__ = "0.1.0"
-

@@ -7,16 +7,20 @@ against the bank) run when the loss is built and on each step.
 import os
 from typing import List, Optional
 
+import torchvision.transforms
+from classy_vision.dataset.transforms import TRANSFORM_REGISTRY, TRANSFORM_VIDEO
 from vissl.config import AttrDict
 
 from vissl_pirl_plugin.pirl_loss import check_loss_params
+from vissl_pirl_plugin.pirl_pair_transform import ImgPilToPirlPair
 
 # output dimension of VISSL's ResNet trunk ("flatten" / res5) per unit of width
 RESNET_BOTTLENECK_DIM = 2048
 
 
 def validate_config(cfg: AttrDict) -> None:
-    """Validates ``cfg`` when it trains with ``pirl_loss``; other configs pass through."""
+    """Validates the training transforms and, with ``pirl_loss``, the PIRL settings."""
+    validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
     if cfg.LOSS.name != "pirl_loss":
         return
     if "pirl_loss" not in cfg.LOSS:
@@ -57,9 +61,36 @@ def use_image_folders(cfg: AttrDict) -> None:
         train.LABEL_PATHS = list(train.DATA_PATHS)
 
 
+def validate_transforms(transforms: List[dict]) -> None:
+    """Unknown transform names, and bad arguments of the PIRL transforms, fail here.
+
+    The PIRL pair transforms are built once, which also imports a user's pretext
+    module and generates a fixed permutation set, so their errors surface before
+    any worker starts.
+    """
+    for index, transform in enumerate(transforms):
+        name = transform["name"]
+        if "transform_type" in transform:  # e.g. augly, built by VISSL's own wrapper
+            continue
+        known = name in TRANSFORM_REGISTRY or name in TRANSFORM_VIDEO
+        if not known and not hasattr(torchvision.transforms, name):
+            raise ValueError(
+                f"DATA.TRAIN.TRANSFORMS[{index}].name={name!r} is not a registered transform. "
+                "PIRL's are ImgPilToPirlJigsaw and ImgPilToPirlPair; a transform of your own must "
+                "be registered with classy_vision's @register_transform in an imported module.")
+        if issubclass(TRANSFORM_REGISTRY.get(name, object), ImgPilToPirlPair):
+            try:
+                TRANSFORM_REGISTRY[name].from_config(dict(transform))
+            except (TypeError, ValueError, ImportError) as error:
+                raise ValueError(f"DATA.TRAIN.TRANSFORMS[{index}] ({name}): {error}") from error
+
+
 def _validate_heads(cfg: AttrDict, embedding_dim: int) -> None:
     trunk_dim = trunk_output_dim(cfg.MODEL.TRUNK)
-    for head_index, head in enumerate(cfg.MODEL.HEAD.PARAMS):
+    heads = cfg.MODEL.HEAD.PARAMS
+    if len(cfg.MODEL.MULTI_INPUT_HEAD_MAPPING) == 0:
+        heads = [heads]  # a single-input model has one head: a list of layers
+    for head_index, head in enumerate(heads):
         in_dim, out_dim = _head_dims(head)
         key = f"MODEL.HEAD.PARAMS[{head_index}]"
         if trunk_dim is not None and in_dim is not None and in_dim != trunk_dim:

@@ -1,9 +1,9 @@
 """Collator ``pirl_collator`` for PIRL's pair of inputs.
 
 Each sample's data is ``[image (3, H, W), transformed]`` where ``transformed`` is
-either ``(P, 3, h, w)`` patches (jigsaw) or one ``(3, H, W)`` image (rotation).
-The batch gets ``images`` ``(B, 3, H, W)`` and the transformed key ``(B * P, 3, h, w)``,
-sample-major, as the PIRL heads expect.
+either ``(P, 3, h, w)`` patches (jigsaw) or one ``(3, H, W)`` image (rotation),
+or just ``[image]`` (NPID++). The batch gets ``images`` ``(B, 3, H, W)`` and the
+transformed key ``(B * P, 3, h, w)``, sample-major, as the PIRL heads expect.
 
 VISSL marks an image that failed to load with ``data_valid = -1`` and feeds a
 placeholder; its label becomes ``ignore_index`` so that the placeholder never
@@ -19,19 +19,18 @@ from vissl.data.collators import register_collator
 @register_collator("pirl_collator")
 def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
                   image_key: str = "images", ignore_index: int = -1) -> Dict[str, List[torch.Tensor]]:
-    for sample in batch:
-        data = sample["data"][0]
-        if not isinstance(data, (list, tuple)) or len(data) != 2:
-            raise ValueError(
-                "pirl_collator expects each sample's data to be [image, transformed], as made by "
-                "a PIRL transform (e.g. ImgPilToPirlJigsaw) listed first in DATA.TRAIN.TRANSFORMS.")
-    images = torch.stack([sample["data"][0][0] for sample in batch])
-    transformed = torch.cat([_as_batch(sample["data"][0][1]) for sample in batch])
+    views = [sample["data"][0] for sample in batch]
+    if any(not isinstance(view, (list, tuple)) or len(view) not in (1, 2) for view in views):
+        raise ValueError(
+            "pirl_collator expects each sample's data to be [image, transformed] or [image], as "
+            "made by ImgPilToPirlPair or ImgPilToPirlJigsaw listed first in DATA.TRAIN.TRANSFORMS.")
+    output = {image_key: [torch.stack([view[0] for view in views])]}
+    if len(views[0]) == 2:
+        output[transformed_key] = [torch.cat([_as_batch(view[1]) for view in views])]
     labels = torch.tensor([int(sample["label"][0]) for sample in batch], dtype=torch.long)
     valid = torch.tensor([sample["data_valid"][0] == 1 for sample in batch], dtype=torch.bool)
     labels[~valid] = ignore_index
-    return {image_key: [images], transformed_key: [transformed], "label": [labels],
-            "data_valid": [valid]}
+    return {**output, "label": [labels], "data_valid": [valid]}
 
 
 def _as_batch(tensor: torch.Tensor) -> torch.Tensor:

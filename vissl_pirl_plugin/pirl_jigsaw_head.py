@@ -8,7 +8,13 @@ a 1152 dimensional vector which is then input to another single linear layer to
 get the final 128 dimensional feature." No BatchNorm and no ReLU.
 
 The ``f`` head on untransformed images is VISSL's ``mlp`` with ``dims: [2048, 128]``.
+
+``hidden_dim`` (an option, off by default) makes the per-patch projection a
+two-layer MLP with a ReLU (``in_dim -> hidden_dim -> patch_dim``), as in VISSL's
+model-zoo "MLP head" PIRL.
 """
+from typing import Optional
+
 import torch
 from torch import nn
 from vissl.models.heads import register_model_head
@@ -23,11 +29,14 @@ class PIRLJigsawHead(nn.Module):
     """
 
     def __init__(self, model_config, in_dim: int = 2048, patch_dim: int = 128,
-                 num_patches: int = 9, out_dim: int = 128) -> None:
+                 num_patches: int = 9, out_dim: int = 128,
+                 hidden_dim: Optional[int] = None) -> None:
         super().__init__()
         self.in_dim = in_dim
         self.num_patches = num_patches
-        self.patch_projection = nn.Linear(in_dim, patch_dim)
+        self.patch_projection = (nn.Linear(in_dim, patch_dim) if hidden_dim is None else
+                                 nn.Sequential(nn.Linear(in_dim, hidden_dim), nn.ReLU(inplace=True),
+                                               nn.Linear(hidden_dim, patch_dim)))
         self.image_projection = nn.Linear(num_patches * patch_dim, out_dim)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
