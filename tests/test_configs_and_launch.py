@@ -12,7 +12,7 @@ from vissl.hooks import LogLossMetricsCheckpointHook
 from vissl.utils import distributed_launcher
 
 from vissl_pirl_plugin import launcher
-from vissl_pirl_plugin.config_validation import use_image_folders, validate_config
+from vissl_pirl_plugin.config_validation import prepare_data, validate_config
 from vissl_pirl_plugin.hook_generator import pirl_hook_generator
 from vissl_pirl_plugin.memory_bank_hook import MemoryBankUpdateHook
 
@@ -145,8 +145,9 @@ def test_bad_configs_fail_before_workers_start(override, match):
 
 
 def test_a_folder_needs_only_data_paths(image_folder):
-    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]")
-    use_image_folders(cfg)
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                  "config.LOSS.pirl_loss.num_negatives=2")
+    prepare_data(cfg)
     assert cfg.DATA.TRAIN.LABEL_PATHS == [str(image_folder)]
     assert cfg.DATA.TRAIN.LABEL_SOURCES == []  # labels stay the sample index
 
@@ -154,4 +155,31 @@ def test_a_folder_needs_only_data_paths(image_folder):
 def test_missing_folder_is_reported(tmp_path):
     cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{tmp_path / 'nope'}]")
     with pytest.raises(ValueError, match="DATA_PATHS.0.=.*is not a folder"):
-        use_image_folders(cfg)
+        prepare_data(cfg)
+
+
+def test_num_negatives_not_below_dataset_size_is_reported(image_folder):
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]")
+    with pytest.raises(ValueError, match=r"num_negatives=32000 must be smaller than the training "
+                                         r"dataset, which has 4 images"):
+        prepare_data(cfg)
+
+
+def test_resuming_a_bank_sized_for_another_dataset_is_reported(image_folder, tmp_path):
+    import torch
+
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    torch.save({"loss": {"memory_bank.embeddings": torch.zeros(10, 128)}},
+               checkpoints / "model_phase0.torch")
+    (checkpoints / "checkpoint.torch").symlink_to(checkpoints / "model_phase0.torch")
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                  "config.LOSS.pirl_loss.num_negatives=2", f"config.CHECKPOINT.DIR={checkpoints}")
+    with pytest.raises(ValueError, match=r"memory bank of 10 entries but the training dataset has "
+                                         r"4 images"):
+        prepare_data(cfg)
+
+
+def test_queue_dataset_is_refused():
+    with pytest.raises(ValueError, match="ENABLE_QUEUE_DATASET=True"):
+        validate_config(compose(PAPER, "config.DATA.TRAIN.ENABLE_QUEUE_DATASET=true"))

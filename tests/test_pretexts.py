@@ -114,8 +114,9 @@ def test_npid_pair_is_the_image_alone():
     image = Image.new("RGB", (50, 40), (10, 200, 30))
     views = ImgPilToPirlPair(pretext=None)(image)
     assert len(views) == 1 and views[0].shape == (3, 224, 224)
-    batch = get_collator("pirl_collator", {})([{"data": [views], "label": [3], "data_valid": [1]}])
-    assert set(batch) == {"images", "label", "data_valid"}
+    batch = get_collator("pirl_collator", {})([{"data": [views], "label": [3], "data_valid": [1],
+                                               "data_idx": [3]}])
+    assert set(batch) == {"images", "label", "data_valid", "data_idx"}
 
 
 def test_duplicate_pretext_name_is_refused():

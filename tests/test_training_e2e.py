@@ -20,7 +20,7 @@ from conftest import REPO, write_image_folder
 pytestmark = pytest.mark.slow
 
 LAUNCHER = str(REPO / "tools" / "run_distributed_engines.py")
-BANK_DUMP = str(REPO / "tests" / "bank_dump_hooks.py")
+INSTRUMENTED = str(REPO / "tests" / "instrumented_launch.py")
 TIMEOUT = 600
 
 
@@ -65,6 +65,13 @@ def checkpoint_loss_state(folder: Path, phase: int = 0) -> dict:
     return checkpoint["loss"]
 
 
+def rewind_to_epoch_0(checkpoints: Path) -> None:
+    """Leaves the folder as a run stopped right after epoch 0's checkpoint would have."""
+    (checkpoints / "model_final_checkpoint_phase1.torch").unlink()
+    (checkpoints / "checkpoint.torch").unlink()
+    (checkpoints / "checkpoint.torch").symlink_to(checkpoints / "model_phase0.torch")
+
+
 def test_paper_config_trains_two_iterations_on_cpu(tmp_path):
     images = write_image_folder(tmp_path / "images", num_images=4)
     result = run([LAUNCHER, *paper_config_on_cpu(images, tmp_path / "ckpt")], cwd=tmp_path)
@@ -86,13 +93,13 @@ def test_two_processes_hold_identical_banks(tmp_path):
     overrides = paper_config_on_cpu(images, tmp_path / "ckpt",
                                     "config.DISTRIBUTED.NUM_PROC_PER_NODE=2",
                                     "config.OPTIMIZER.num_epochs=2")
-    run([BANK_DUMP, str(dumps), *overrides], cwd=tmp_path)
-    rank0 = torch.load(dumps / "bank_end_rank0.pt")
-    rank1 = torch.load(dumps / "bank_end_rank1.pt")
+    run([INSTRUMENTED, str(dumps), *overrides], cwd=tmp_path)
+    rank0 = torch.load(dumps / "state_end_rank0.pt")
+    rank1 = torch.load(dumps / "state_end_rank1.pt")
     assert torch.equal(rank0["bank"], rank1["bank"])
     assert torch.equal(rank0["log_z"], rank1["log_z"])
     # both ranks' samples reached both banks: all 8 entries moved away from the init
-    initial = torch.load(dumps / "bank_start_rank0.pt")["bank"]
+    initial = torch.load(dumps / "state_start_rank0.pt")["bank"]
     assert not torch.isclose(rank0["bank"], initial).all(dim=1).any()
 
 
@@ -104,16 +111,16 @@ def test_two_nodes_on_loopback_train_together(tmp_path):
         images, tmp_path / "ckpt", "config.DISTRIBUTED.NUM_NODES=2",
         "config.DISTRIBUTED.INIT_METHOD=tcp", f"config.DISTRIBUTED.RUN_ID=127.0.0.1:{free_port()}")
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    nodes = [subprocess.Popen([sys.executable, BANK_DUMP, str(dumps), f"node_id={node}",
+    nodes = [subprocess.Popen([sys.executable, INSTRUMENTED, str(dumps), f"node_id={node}",
                                *overrides], cwd=tmp_path, env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for node in (0, 1)]
     outputs = [node.communicate(timeout=TIMEOUT)[0] for node in nodes]
     for node, output in zip(nodes, outputs):
         assert node.returncode == 0, output[-4000:]
-    node0 = torch.load(dumps / "bank_end_rank0.pt")["bank"]
-    node1 = torch.load(dumps / "bank_end_rank1.pt")["bank"]
+    node0 = torch.load(dumps / "state_end_rank0.pt")["bank"]
+    node1 = torch.load(dumps / "state_end_rank1.pt")["bank"]
     assert torch.equal(node0, node1)
-    initial = torch.load(dumps / "bank_start_rank0.pt")["bank"]
+    initial = torch.load(dumps / "state_start_rank0.pt")["bank"]
     assert not torch.isclose(node0, initial).all(dim=1).any()
 
 
@@ -128,13 +135,12 @@ def test_resume_restores_the_bank_from_the_checkpoint(tmp_path):
     saved = torch.load(checkpoints / "model_phase0.torch", map_location="cpu",
                        weights_only=False)["loss"]
     # as if the run had stopped after epoch 0: the same command resumes from that checkpoint
-    (checkpoints / "model_final_checkpoint_phase1.torch").unlink()
-    (checkpoints / "checkpoint.torch").unlink()
-    run([BANK_DUMP, str(dumps), *overrides], cwd=tmp_path)
-    resumed = torch.load(dumps / "bank_start_rank0.pt")
+    rewind_to_epoch_0(checkpoints)
+    run([INSTRUMENTED, str(dumps), *overrides], cwd=tmp_path)
+    resumed = torch.load(dumps / "state_start_rank0.pt")
     assert torch.equal(resumed["bank"], saved["memory_bank.embeddings"])
     assert torch.equal(resumed["log_z"], saved["log_norm_constant"])
-    assert not torch.equal(torch.load(dumps / "bank_end_rank0.pt")["bank"], resumed["bank"])
+    assert not torch.equal(torch.load(dumps / "state_end_rank0.pt")["bank"], resumed["bank"])
 
 
 def test_demo_trains_and_reports_losses_and_checkpoint(tmp_path):

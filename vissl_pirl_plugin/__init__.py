@@ -10,6 +10,8 @@ Importing the package registers its components in VISSL's registries:
   transforms ``jigsaw``, ``rotation`` and ``rotation_jigsaw`` (``pretext.py`` is the
   registry users extend),
 * collator ``pirl_collator`` (``pirl_collator.py``),
+* data sources ``disk_folder`` / ``disk_filelist`` replaced by
+  ``RobustDiskImageDataset`` (``robust_disk_dataset.py``), which survives unreadable images,
 * head ``pirl_jigsaw_head`` (``pirl_jigsaw_head.py``).
 """
 from vissl_pirl_plugin import (  # noqa: F401  (imported to register)
@@ -19,7 +21,10 @@ from vissl_pirl_plugin import (  # noqa: F401  (imported to register)
     pirl_jigsaw_transform,
     pirl_loss,
     pirl_pair_transform,
+    robust_disk_dataset,
     rotation_pretext,
 )
+
+robust_disk_dataset.install()
 
 __version__ = "0.1.0"

@@ -7,9 +7,14 @@ against the bank) run when the loss is built and on each step.
 import os
 from typing import List, Optional
 
+import numpy as np
+import torch
 import torchvision.transforms
 from classy_vision.dataset.transforms import TRANSFORM_REGISTRY, TRANSFORM_VIDEO
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
 from vissl.config import AttrDict
+from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
 
 from vissl_pirl_plugin.pirl_loss import check_loss_params
 from vissl_pirl_plugin.pirl_pair_transform import ImgPilToPirlPair
@@ -34,6 +39,11 @@ def validate_config(cfg: AttrDict) -> None:
         raise ValueError(
             f"DATA.TRAIN.LABEL_TYPE={train.LABEL_TYPE!r}: pirl_loss indexes its memory "
             "bank by dataset index. Set config.DATA.TRAIN.LABEL_TYPE=sample_index.")
+    if train.ENABLE_QUEUE_DATASET:
+        raise ValueError(
+            "DATA.TRAIN.ENABLE_QUEUE_DATASET=True replaces an unreadable image by another image "
+            "under the same index, which would write that other image into the memory bank. Set "
+            "config.DATA.TRAIN.ENABLE_QUEUE_DATASET=false: unreadable images are left out instead.")
     if len(train.LABEL_SOURCES) > 0:
         raise ValueError(
             f"DATA.TRAIN.LABEL_SOURCES={list(train.LABEL_SOURCES)}: with label sources VISSL "
@@ -42,14 +52,16 @@ def validate_config(cfg: AttrDict) -> None:
     _validate_heads(cfg, loss.memory_bank.embedding_dim)
 
 
-def use_image_folders(cfg: AttrDict) -> None:
-    """Lets ``DATA.TRAIN.DATA_PATHS=[/a/folder]`` alone train on a folder of images.
+def prepare_data(cfg: AttrDict) -> None:
+    """Data checks that need the dataset on this machine; fills ``LABEL_PATHS`` for folders.
 
-    VISSL 0.1.6 ships no dataset catalog, so it looks the dataset name up (and
-    fails with a KeyError) unless ``LABEL_PATHS`` is also set. For a
-    ``disk_folder`` source with a path and no label path, the label path is set
-    to the data path: with ``LABEL_SOURCES`` empty VISSL never reads labels from
-    it and the sample index stays the label. A missing folder is reported here.
+    * ``DATA.TRAIN.DATA_PATHS=[/a/folder]`` alone is enough to train on a folder:
+      VISSL 0.1.6 ships no dataset catalog and looks the dataset name up (a
+      KeyError) unless ``LABEL_PATHS`` is set, so for a ``disk_folder`` source
+      without one it is set to the data path. With ``LABEL_SOURCES`` empty VISSL
+      never reads labels from it and the sample index stays the label.
+    * A missing folder, ``num_negatives`` >= the dataset size, and a resumed
+      checkpoint whose memory bank was sized for another dataset are reported here.
     """
     train = cfg.DATA.TRAIN
     for index, (source, path) in enumerate(zip(train.DATA_SOURCES, train.DATA_PATHS)):
@@ -59,6 +71,58 @@ def use_image_folders(cfg: AttrDict) -> None:
                 "config.DATA.TRAIN.DATA_PATHS at a folder of images (sub-folders allowed).")
     if len(train.DATA_PATHS) > 0 and len(train.LABEL_PATHS) == 0 and len(train.LABEL_SOURCES) == 0:
         train.LABEL_PATHS = list(train.DATA_PATHS)
+    if cfg.LOSS.name != "pirl_loss":
+        return
+    size = train_dataset_size(cfg)
+    if size is None:
+        return
+    num_negatives = cfg.LOSS.pirl_loss.num_negatives
+    if num_negatives >= size:
+        raise ValueError(
+            f"LOSS.pirl_loss.num_negatives={num_negatives} must be smaller than the training "
+            f"dataset, which has {size} images ({list(train.DATA_PATHS)}). Lower it, e.g. "
+            f"config.LOSS.pirl_loss.num_negatives={max(1, size // 2)}.")
+    _check_resumed_bank(cfg, size)
+
+
+def train_dataset_size(cfg: AttrDict) -> Optional[int]:
+    """Images VISSL will see for ``disk_folder`` / ``disk_filelist`` sources, else None."""
+    train = cfg.DATA.TRAIN
+    if len(train.DATA_SOURCES) != 1 or len(train.DATA_PATHS) != 1:
+        return None
+    source, path = train.DATA_SOURCES[0], train.DATA_PATHS[0]
+    if source == "disk_folder":
+        size = len(ImageFolder.make_dataset(path, ImageFolder.find_classes(None, path)[1],
+                                            extensions=IMG_EXTENSIONS))
+    elif source == "disk_filelist":
+        size = len(np.load(path, mmap_mode="r"))
+    else:
+        return None
+    return min(size, train.DATA_LIMIT) if train.DATA_LIMIT > 0 else size
+
+
+def resume_checkpoint(cfg: AttrDict) -> Optional[str]:
+    """The checkpoint VISSL's ``launch_distributed`` will resume from, if any (same rules)."""
+    folder = get_checkpoint_folder(cfg)
+    link = os.path.join(folder, "checkpoint.torch")
+    if cfg.CHECKPOINT.USE_SYMLINK_CHECKPOINT_FOR_RESUME and os.path.exists(link):
+        return link
+    path = get_resume_checkpoint(cfg, checkpoint_folder=folder)
+    return path if path is not None and os.path.isfile(path) else None
+
+
+def _check_resumed_bank(cfg: AttrDict, size: int) -> None:
+    checkpoint = resume_checkpoint(cfg) if cfg.CHECKPOINT.AUTO_RESUME else None
+    if checkpoint is None:
+        return
+    state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+    bank = state.get("loss", {}).get("memory_bank.embeddings")
+    if bank is not None and bank.shape[0] != size:
+        raise ValueError(
+            f"CHECKPOINT.DIR={cfg.CHECKPOINT.DIR!r}: the checkpoint to resume, {checkpoint}, holds a "
+            f"memory bank of {bank.shape[0]} entries but the training dataset has {size} images. "
+            "Resume with the dataset it was trained on, or start a new run in another "
+            "config.CHECKPOINT.DIR.")
 
 
 def validate_transforms(transforms: List[dict]) -> None:

@@ -8,6 +8,7 @@ version (``_ResumableSlurmJob``) would otherwise train without memory-bank
 updates.
 """
 import contextlib
+import os
 import sys
 from typing import Any, Callable, Iterator, List
 
@@ -15,7 +16,7 @@ from vissl.config import AttrDict
 from vissl.utils import distributed_launcher
 from vissl.utils.hydra_config import compose_hydra_configuration, convert_to_attrdict
 
-from vissl_pirl_plugin.config_validation import use_image_folders, validate_config
+from vissl_pirl_plugin.config_validation import prepare_data, validate_config
 from vissl_pirl_plugin.hook_generator import pirl_hook_generator
 
 
@@ -26,6 +27,7 @@ class PirlSlurmJob(distributed_launcher._ResumableSlurmJob):
         import submitit
 
         environment = submitit.JobEnvironment()
+        prepare_data(self.config)
         self.config.DISTRIBUTED.INIT_METHOD = "tcp"
         self.config.DISTRIBUTED.RUN_ID = f"{environment.hostnames[0]}:{self.config.SLURM.PORT_ID}"
         distributed_launcher.launch_distributed(
@@ -58,15 +60,21 @@ def launch(cfg: AttrDict, engine_name: str = "train", node_id: int = 0,
            hook_generator: Callable[[AttrDict], List[Any]] = pirl_hook_generator):
     """Validates ``cfg`` and runs ``engine_name`` locally (this node) or on SLURM.
 
+    Checks that need the data run here for a local launch, and on the allocated
+    node (``PirlSlurmJob``) for SLURM, where the submitting host may not see the data.
+
     ``hook_generator`` lets a user add hooks of their own to the local launch; it
     must return the hooks of ``pirl_hook_generator`` too. SLURM jobs always use
     ``pirl_hook_generator``.
     """
     validate_config(cfg)
-    use_image_folders(cfg)
+    # VISSL links checkpoint.torch to the newest checkpoint with a relative target,
+    # which dangles when CHECKPOINT.DIR is a relative path with sub-folders
+    cfg.CHECKPOINT.DIR = os.path.abspath(cfg.CHECKPOINT.DIR)
     if cfg.SLURM.USE_SLURM:
         with _slurm_job_class(PirlSlurmJob):
             return distributed_launcher.launch_distributed_on_slurm(cfg=cfg, engine_name=engine_name)
+    prepare_data(cfg)
     return distributed_launcher.launch_distributed(
         cfg=cfg, node_id=node_id, engine_name=engine_name, hook_generator=hook_generator)
 

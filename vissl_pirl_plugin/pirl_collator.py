@@ -9,6 +9,8 @@ VISSL marks an image that failed to load with ``data_valid = -1`` and feeds a
 placeholder; its label becomes ``ignore_index`` so that the placeholder never
 enters the loss's positive pairs or the memory bank. (VISSL's own
 ``patch_and_image_collator`` turns -1 into ``True`` with ``torch.BoolTensor``.)
+``data_idx`` keeps every sample's dataset index, so that ``UnreadableImageHook``
+can name the files that failed.
 """
 from typing import Any, Dict, List
 
@@ -29,8 +31,9 @@ def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
         output[transformed_key] = [torch.cat([_as_batch(view[1]) for view in views])]
     labels = torch.tensor([int(sample["label"][0]) for sample in batch], dtype=torch.long)
     valid = torch.tensor([sample["data_valid"][0] == 1 for sample in batch], dtype=torch.bool)
+    data_idx = torch.tensor([int(sample["data_idx"][0]) for sample in batch], dtype=torch.long)
     labels[~valid] = ignore_index
-    return {**output, "label": [labels], "data_valid": [valid]}
+    return {**output, "label": [labels], "data_valid": [valid], "data_idx": [data_idx]}
 
 
 def _as_batch(tensor: torch.Tensor) -> torch.Tensor:
