@@ -17,20 +17,12 @@ import time
 
 import torch
 from classy_vision.generic.distributed_util import get_rank
-from classy_vision.hooks.classy_hook import ClassyHook
 
 from vissl_pirl_plugin.hook_generator import pirl_hook_generator
+from vissl_pirl_plugin.noop_hook import NoopHook
 
 
-class StateDumpHook(ClassyHook):
-    on_phase_start = ClassyHook._noop
-    on_forward = ClassyHook._noop
-    on_loss_and_meter = ClassyHook._noop
-    on_backward = ClassyHook._noop
-    on_update = ClassyHook._noop
-    on_step = ClassyHook._noop
-    on_phase_end = ClassyHook._noop
-
+class StateDumpHook(NoopHook):
     def __init__(self, folder: str) -> None:
         super().__init__()
         self.folder = folder
@@ -50,17 +42,8 @@ class StateDumpHook(ClassyHook):
         self._dump(task, "end")
 
 
-class FaultInjectionHook(ClassyHook):
+class FaultInjectionHook(NoopHook):
     """Runs after the optimizer step (``on_update``), before the plugin's hooks look again."""
-
-    on_start = ClassyHook._noop
-    on_phase_start = ClassyHook._noop
-    on_forward = ClassyHook._noop
-    on_loss_and_meter = ClassyHook._noop
-    on_backward = ClassyHook._noop
-    on_step = ClassyHook._noop
-    on_phase_end = ClassyHook._noop
-    on_end = ClassyHook._noop
 
     def __init__(self) -> None:
         super().__init__()

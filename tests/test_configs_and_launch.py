@@ -1,5 +1,4 @@
 """Configs resolve to the plugin's files from any directory; every launch path gets the hook."""
-from pathlib import Path
 
 import pytest
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl

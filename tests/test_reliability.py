@@ -17,7 +17,6 @@ import pytest
 import torch
 from PIL import Image
 
-from vissl_pirl_plugin.memory_bank import MemoryBank
 from vissl_pirl_plugin.non_finite_guard_hook import NonFiniteGuardHook
 from vissl_pirl_plugin.robust_disk_dataset import load_rgb_image
 

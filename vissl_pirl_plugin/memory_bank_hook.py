@@ -19,20 +19,12 @@ from classy_vision.generic.distributed_util import (
     gather_from_all,
     is_distributed_training_run,
 )
-from classy_vision.hooks.classy_hook import ClassyHook
 
+from vissl_pirl_plugin.noop_hook import NoopHook
 from vissl_pirl_plugin.pirl_loss import PIRLLoss
 
 
-class MemoryBankUpdateHook(ClassyHook):
-    on_phase_start = ClassyHook._noop
-    on_forward = ClassyHook._noop
-    on_loss_and_meter = ClassyHook._noop
-    on_backward = ClassyHook._noop
-    on_step = ClassyHook._noop
-    on_phase_end = ClassyHook._noop
-    on_end = ClassyHook._noop
-
+class MemoryBankUpdateHook(NoopHook):
     def __init__(self, consistency_check_period: int = 0) -> None:
         super().__init__()
         self.consistency_check_period = consistency_check_period

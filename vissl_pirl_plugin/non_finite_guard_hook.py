@@ -9,18 +9,11 @@ and the last good checkpoint stays the newest.
 from typing import List, Union
 
 import torch
-from classy_vision.hooks.classy_hook import ClassyHook
+
+from vissl_pirl_plugin.noop_hook import NoopHook
 
 
-class NonFiniteGuardHook(ClassyHook):
-    on_start = ClassyHook._noop
-    on_phase_start = ClassyHook._noop
-    on_backward = ClassyHook._noop
-    on_update = ClassyHook._noop
-    on_step = ClassyHook._noop
-    on_phase_end = ClassyHook._noop
-    on_end = ClassyHook._noop
-
+class NonFiniteGuardHook(NoopHook):
     def on_forward(self, task) -> None:
         if not all_finite(task.last_batch.model_output):
             self.stop(task, "model output")

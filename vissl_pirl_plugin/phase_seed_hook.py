@@ -12,21 +12,13 @@ import random
 import numpy as np
 import torch
 from classy_vision.generic.distributed_util import get_rank
-from classy_vision.hooks.classy_hook import ClassyHook
+
+from vissl_pirl_plugin.noop_hook import NoopHook
 
 EPOCH_STRIDE = 1_000_003
 
 
-class PhaseSeedHook(ClassyHook):
-    on_start = ClassyHook._noop
-    on_forward = ClassyHook._noop
-    on_loss_and_meter = ClassyHook._noop
-    on_backward = ClassyHook._noop
-    on_update = ClassyHook._noop
-    on_step = ClassyHook._noop
-    on_phase_end = ClassyHook._noop
-    on_end = ClassyHook._noop
-
+class PhaseSeedHook(NoopHook):
     def __init__(self, seed: int) -> None:
         super().__init__()
         self.seed = seed

@@ -9,17 +9,11 @@ dataset is visible without stopping a long run.
 import logging
 from typing import Set
 
-from classy_vision.hooks.classy_hook import ClassyHook
+
+from vissl_pirl_plugin.noop_hook import NoopHook
 
 
-class UnreadableImageHook(ClassyHook):
-    on_start = ClassyHook._noop
-    on_loss_and_meter = ClassyHook._noop
-    on_backward = ClassyHook._noop
-    on_update = ClassyHook._noop
-    on_step = ClassyHook._noop
-    on_end = ClassyHook._noop
-
+class UnreadableImageHook(NoopHook):
     def __init__(self) -> None:
         super().__init__()
         self.reported: Set[int] = set()
