@@ -32,6 +32,7 @@ setup(
         "tabulate",
         "submitit",
         "Pillow",
+        "opencv-python-headless",
         "setuptools<81",
     ],
     extras_require={"demo": ["scikit-image"], "test": ["pytest"]},

@@ -15,7 +15,7 @@ from torchvision.transforms import v2
 
 from vissl_pirl_plugin.jigsaw import extract_jigsaw_patches, jigsaw_patch_offsets
 from vissl_pirl_plugin.permutations import permutation_set
-from vissl_pirl_plugin.photometric import photometric_augmentation
+from vissl_pirl_plugin.color_jitter import PhotometricAugmentation
 from vissl_pirl_plugin.pretext import register_pretext
 
 
@@ -33,7 +33,7 @@ class JigsawPretext:
         self.grid_size = grid_size
         self.patch_size = patch_size
         self.crop = v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True)
-        self.photometric = photometric_augmentation(color_jitter, jitter_p, grayscale_p, blur_p,
+        self.photometric = PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p,
                                                     blur_sigma)
         num_patches = grid_size * grid_size
         self.permutations = (None if num_permutations is None else permutation_set(
@@ -49,4 +49,4 @@ class JigsawPretext:
         crop = self.crop(pixels)
         offsets = jigsaw_patch_offsets(crop.shape[-1], self.grid_size, self.patch_size)
         patches = extract_jigsaw_patches(crop, offsets, self.patch_size)[self.permutation()]
-        return torch.stack([self.photometric(patch) for patch in patches])
+        return self.photometric(patches)  # each patch with its own random parameters

@@ -19,7 +19,8 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from vissl_pirl_plugin.image_utils import to_rgb_uint8
-from vissl_pirl_plugin.photometric import photometric_augmentation, to_normalized_float
+from vissl_pirl_plugin.color_jitter import PhotometricAugmentation
+from vissl_pirl_plugin.photometric import to_normalized_float
 from vissl_pirl_plugin.pretext import build_pretext
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -39,7 +40,7 @@ class ImgPilToPirlPair(ClassyTransform):
         self.image_transform = v2.Compose([
             v2.RandomResizedCrop(image_crop_size, scale=tuple(image_crop_scale), antialias=True),
             v2.RandomHorizontalFlip(flip_p),
-            photometric_augmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
+            PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
         ])
         self.pretext = None if pretext is None else build_pretext(pretext)
         self.normalize = to_normalized_float(mean, std)

@@ -13,7 +13,7 @@ import torch
 from torchvision.transforms import v2
 
 from vissl_pirl_plugin.jigsaw_pretext import JigsawPretext
-from vissl_pirl_plugin.photometric import photometric_augmentation
+from vissl_pirl_plugin.color_jitter import PhotometricAugmentation
 from vissl_pirl_plugin.pretext import register_pretext
 
 NUM_ROTATIONS = 4
@@ -39,7 +39,7 @@ class RotationPretext:
         self.augment = v2.Compose([
             v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True),
             v2.RandomHorizontalFlip(flip_p),
-            photometric_augmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
+            PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
         ])
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
