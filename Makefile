@@ -7,7 +7,7 @@ PIP := $(PY) -m pip
 STAMP := $(VENV)/.vissl-pirl-installed
 DEMO_DATA := data/demo/train/.complete-8-160-0
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast bench clean
 
 install: $(STAMP) $(DEMO_DATA)
 
@@ -30,6 +30,9 @@ test: install
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+bench: install
+	$(PY) benchmarks/run_benchmarks.py
 
 clean:
 	rm -rf $(VENV) data/demo checkpoints build *.egg-info

@@ -55,3 +55,20 @@ def test_bad_bank_settings():
         MemoryBank(5, 3, momentum=1.0)
     with pytest.raises(ValueError, match="at least 2 entries"):
         MemoryBank(1, 3)
+
+
+def test_float16_storage_halves_memory_and_stays_close_to_float32():
+    """fp16 storage, fp32 maths: after 50 EMA updates the banks agree to 2e-3 per entry."""
+    full, half = MemoryBank(64, 16, init_seed=1), MemoryBank(64, 16, init_seed=1, dtype="float16")
+    assert half.embeddings.dtype == torch.float16
+    assert half.embeddings.element_size() * 2 == full.embeddings.element_size()
+    assert half.lookup(torch.tensor([0, 1])).dtype == torch.float32
+    torch.manual_seed(0)
+    for _ in range(50):
+        indices = torch.randint(0, 64, (8,))
+        new = F.normalize(torch.randn(8, 16), dim=1)
+        full.update(new, indices)
+        half.update(new, indices)
+    assert (full.embeddings - half.embeddings.float()).abs().max() < 2e-3
+    with pytest.raises(ValueError, match="memory_bank.dtype='bfloat8'"):
+        MemoryBank(4, 2, dtype="bfloat8")

@@ -8,12 +8,19 @@ renormalised after each update (``m_I <- normalize(w * m_I + (1 - w) * f(v_I))``
 Pure tensor logic: distribution (gathering, broadcasting) is the hook's job.
 The bank is a buffer, so it is saved with the loss's ``state_dict`` in VISSL
 checkpoints and restored on resume.
+
+``dtype="float16"`` (an option) stores the bank in half precision, halving its
+memory and checkpoint size (ImageNet: 313 MiB instead of 626 MiB); reads return
+float32 and the EMA update is computed in float32 before rounding to storage.
 """
 import math
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
 
 class MemoryBank(nn.Module):
@@ -25,10 +32,11 @@ class MemoryBank(nn.Module):
         momentum: weight of the old entry in the moving average (0.5 in the paper).
         init_seed: seed of the random initialisation, so that every rank
             builds the same bank without communication.
+        dtype: storage type, ``"float32"`` (default) or ``"float16"``.
     """
 
     def __init__(self, num_entries: int, embedding_dim: int, momentum: float = 0.5,
-                 init_seed: int = 0) -> None:
+                 init_seed: int = 0, dtype: str = "float32") -> None:
         super().__init__()
         if num_entries < 2:
             raise ValueError(f"The memory bank needs at least 2 entries, got {num_entries}.")
@@ -36,12 +44,14 @@ class MemoryBank(nn.Module):
             raise ValueError(f"memory_bank.embedding_dim must be >= 1, got {embedding_dim}.")
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"memory_bank.momentum must be in [0, 1), got {momentum}.")
+        if dtype not in STORAGE_DTYPES:
+            raise ValueError(f"memory_bank.dtype={dtype!r}: use one of {sorted(STORAGE_DTYPES)}.")
         self.momentum = momentum
         generator = torch.Generator().manual_seed(init_seed)
         # NPID's initialisation: uniform in [-stdv, stdv], then normalised.
         stdv = 1.0 / math.sqrt(embedding_dim / 3)
         init = torch.rand(num_entries, embedding_dim, generator=generator) * (2 * stdv) - stdv
-        self.register_buffer("embeddings", F.normalize(init, dim=1))
+        self.register_buffer("embeddings", F.normalize(init, dim=1).to(STORAGE_DTYPES[dtype]))
 
     @property
     def num_entries(self) -> int:
@@ -74,8 +84,8 @@ class MemoryBank(nn.Module):
             )
 
     def lookup(self, indices: torch.Tensor) -> torch.Tensor:
-        """The entries ``m_I`` at ``indices`` (any shape), detached."""
-        return self.embeddings[indices].detach()
+        """The entries ``m_I`` at ``indices`` (any shape), detached, as float32."""
+        return self.embeddings[indices].detach().float()
 
     @torch.no_grad()
     def update(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
@@ -91,9 +101,8 @@ class MemoryBank(nn.Module):
         self.check_indices(indices)
         first = first_occurrences(indices)
         indices, embeddings = indices[first], embeddings[first]
-        mixed = self.momentum * self.embeddings[indices] + (1 - self.momentum) * embeddings.to(
-            self.embeddings.dtype)
-        self.embeddings.index_copy_(0, indices, F.normalize(mixed, dim=1))
+        mixed = self.momentum * self.embeddings[indices].float() + (1 - self.momentum) * embeddings
+        self.embeddings.index_copy_(0, indices, F.normalize(mixed, dim=1).to(self.embeddings.dtype))
 
 
 def first_occurrences(indices: torch.Tensor) -> torch.Tensor:

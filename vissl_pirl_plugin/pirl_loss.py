@@ -65,7 +65,8 @@ class PIRLLoss(ClassyLoss):
         loss_type: ``nce`` (paper) or ``infonce``.
         negative_sampling: ``per_sample`` (paper) or ``shared``.
         norm_constant: ``Z``; a value <= 0 estimates it from the first batch.
-        embedding_dim, momentum, init_seed: the memory bank's, see ``MemoryBank``.
+        embedding_dim, momentum, init_seed, bank_dtype: the memory bank's, see ``MemoryBank``
+            (config keys ``memory_bank.{embedding_dim, momentum, init_seed, dtype}``).
         ignore_index: index label of samples to leave out of the loss and the bank.
     """
 
@@ -73,7 +74,7 @@ class PIRLLoss(ClassyLoss):
                  num_negatives: int = 32000, num_train_samples: int = -1,
                  loss_type: str = "nce", negative_sampling: str = "per_sample",
                  norm_constant: float = -1.0, embedding_dim: int = 128, momentum: float = 0.5,
-                 init_seed: int = 0, ignore_index: int = -1) -> None:
+                 init_seed: int = 0, ignore_index: int = -1, bank_dtype: str = "float32") -> None:
         super().__init__()
         check_loss_params(lambda_weight, temperature, num_negatives, loss_type, negative_sampling,
                           num_train_samples)
@@ -83,7 +84,8 @@ class PIRLLoss(ClassyLoss):
         self.loss_type = loss_type
         self.negative_sampling = negative_sampling
         self.ignore_index = ignore_index
-        self.memory_bank = MemoryBank(num_train_samples, embedding_dim, momentum, init_seed)
+        self.memory_bank = MemoryBank(num_train_samples, embedding_dim, momentum, init_seed,
+                                      bank_dtype)
         # log Z; NaN until estimated (only used by loss_type "nce")
         log_z = math.log(norm_constant) if norm_constant > 0 else float("nan")
         self.register_buffer("log_norm_constant", torch.tensor(log_z))
@@ -103,6 +105,7 @@ class PIRLLoss(ClassyLoss):
             momentum=bank.get("momentum", 0.5),
             init_seed=bank.get("init_seed", 0),
             ignore_index=loss_config.get("ignore_index", -1),
+            bank_dtype=bank.get("dtype", "float32"),
         )
 
     @property

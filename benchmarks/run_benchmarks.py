@@ -1,0 +1,190 @@
+"""vissl-pirl against VISSL's built-in PIRL, side by side in one process, on identical inputs.
+
+    .venv/bin/python benchmarks/run_benchmarks.py [--out benchmarks/results.json] [--repeats 7]
+
+Three measurements, each the median of ``--repeats`` timed runs after one warm-up:
+
+1. loss + memory-bank step (forward, backward, bank update) at the paper's setting: batch 32
+   per GPU, N = 32000 negatives, 128-d, two loss terms, ImageNet's 1281167-entry bank. Ours
+   with per-sample negatives (fp32 and fp16 bank) and shared negatives; VISSL's
+   ``nce_loss_with_memory`` (per-sample; it has no shared option).
+2. the augmentation chain, images/s on one core, on the 17 real photographs of the demo
+   dataset: ``ImgPilToPirlJigsaw`` against VISSL's PIRL chain (ImgPilToPatchesAndImage,
+   ColorJitter, ImgPilRandomPhotometric, RandomGrayscale, flip, ToTensor, Normalize).
+3. one full training step of the CPU demo setting with 0 data-loader workers (ResNet-50,
+   batch 16, 128-px images and 9 patches of 64 px): augmenting and collating 16 demo
+   photographs, forward, loss, backward, SGD step, bank update. The plugin's transform,
+   collator, heads and loss against VISSL's (its chain at the same sizes).
+
+Prints a table and writes the numbers as JSON. Timings depend on the machine; the ratios
+are what the README reports.
+"""
+import argparse
+import json
+import statistics
+import time
+from pathlib import Path
+from typing import Callable, Dict, List
+
+import torch
+from classy_vision.optim import build_optimizer
+from vissl.config import AttrDict
+from vissl.data.collators import get_collator
+from vissl.data.ssl_transforms import get_transform
+from vissl.losses.nce_loss import NCELossWithMemory
+from vissl.models import build_model
+
+from vissl_pirl_plugin.demo_data import source_photographs
+from vissl_pirl_plugin.launcher import compose_config
+from vissl_pirl_plugin.pirl_loss import PIRLLoss
+
+IMAGENET = 1281167
+BATCH, NEGATIVES, DIM = 32, 32000, 128
+VISSL_PIRL_TRANSFORMS = [
+    {"name": "ImgPilToPatchesAndImage", "crop_scale_image": [0.08, 1.0], "crop_size_image": 224,
+     "crop_scale_patches": [0.6, 1.0], "crop_size_patches": 255, "num_patches": 9},
+    {"name": "ColorJitter", "brightness": 0.4, "contrast": 0.4, "saturation": 0.4, "hue": 0.2},
+    {"name": "ImgPilRandomPhotometric"},
+    {"name": "RandomGrayscale", "p": 0.2},
+    {"name": "RandomHorizontalFlip"},
+    {"name": "ToTensor"},
+    {"name": "Normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
+]
+
+
+def median_seconds(run: Callable[[], None], repeats: int) -> float:
+    run()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def vissl_nce_loss(dataset_size: int, num_negatives: int, dim: int) -> NCELossWithMemory:
+    return NCELossWithMemory(AttrDict({
+        "ignore_index": -1, "norm_embedding": True, "temperature": 0.07,
+        "loss_weights": [0.5, 0.5], "norm_constant": -1, "loss_type": "nce",
+        "negative_sampling_params": {"num_negatives": num_negatives, "type": "random"},
+        "memory_params": {"memory_size": -1, "embedding_dim": dim, "momentum": 0.5,
+                          "norm_init": True, "update_mem_on_forward": False},
+        "update_mem_with_emb_index": 1, "num_train_samples": dataset_size}))
+
+
+def loss_step(loss, plugin: bool) -> Callable[[], None]:
+    def run() -> None:
+        g = torch.randn(BATCH, DIM, requires_grad=True)
+        f = torch.randn(BATCH, DIM, requires_grad=True)
+        indices = torch.randint(0, IMAGENET, (BATCH,))
+        loss([g, f], indices).backward()
+        if plugin:  # VISSL updates its memory inside the forward pass
+            loss.memory_bank.update(*loss.memory_update_inputs([g, f], indices))
+    return run
+
+
+def bench_loss(repeats: int) -> Dict[str, float]:
+    torch.manual_seed(0)
+    results = {"vissl_per_sample": median_seconds(
+        loss_step(vissl_nce_loss(IMAGENET, NEGATIVES, DIM), plugin=False), repeats)}
+    for name, kwargs in (("ours_per_sample", {}), ("ours_per_sample_fp16", {"bank_dtype": "float16"}),
+                         ("ours_shared", {"negative_sampling": "shared"})):
+        loss = PIRLLoss(num_train_samples=IMAGENET, num_negatives=NEGATIVES, **kwargs)
+        results[name] = median_seconds(loss_step(loss, plugin=True), repeats)
+    return results
+
+
+def bench_augmentation(repeats: int) -> Dict[str, float]:
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    photos = list(source_photographs().values())
+    results = {}
+    for name, chain in (("vissl", VISSL_PIRL_TRANSFORMS), ("ours", [{"name": "ImgPilToPirlJigsaw"}])):
+        transform = get_transform(chain)
+
+        def run() -> None:
+            for index, photo in enumerate(photos):
+                transform({"data": [photo], "label": [index], "data_valid": [1],
+                           "data_idx": [index]})
+        results[name] = len(photos) / median_seconds(run, repeats)  # images per second
+    torch.set_num_threads(threads)
+    return results
+
+
+VISSL_PIRL_HEADS = [
+    [["mlp", {"dims": [2048, 128], "use_bn": False, "use_relu": False}],
+     ["siamese_concat_view", {"num_towers": 9}], ["mlp", {"dims": [1152, 128]}]],
+    [["mlp", {"dims": [2048, 128]}]]]
+
+
+def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
+    torch.manual_seed(0)
+    photos = list(source_photographs().values())[:batch]
+    dataset_size = 136
+    indices = torch.randperm(dataset_size)[:batch]
+    vissl_chain = [dict(VISSL_PIRL_TRANSFORMS[0], crop_size_image=128), *VISSL_PIRL_TRANSFORMS[1:]]
+    results = {}
+    for name in ("vissl", "ours"):
+        _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
+                                 "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench"])
+        if name == "vissl":
+            cfg.MODEL.HEAD.PARAMS = VISSL_PIRL_HEADS
+            loss = vissl_nce_loss(dataset_size, 64, DIM)
+            transform = get_transform(vissl_chain)
+            collate = get_collator("patch_and_image_collator", {})
+        else:
+            loss = PIRLLoss(num_train_samples=dataset_size, num_negatives=64)
+            transform = get_transform(cfg.DATA.TRAIN.TRANSFORMS)
+            collate = get_collator("pirl_collator", {"transformed_key": "patches"})
+        model = build_model(cfg.MODEL, cfg.OPTIMIZER)
+        optimizer = build_optimizer(dict(cfg.OPTIMIZER, param_schedulers={}, **{"lr": 0.03}))
+        optimizer.set_param_groups(model.parameters())
+
+        def run() -> None:
+            batch_data = collate([transform({"data": [photo], "label": [int(i)], "data_valid": [1],
+                                             "data_idx": [int(i)]})
+                                  for photo, i in zip(photos, indices)])
+            inputs = {key: batch_data[key][0] for key in ("patches", "images")}
+            output = model(inputs)
+            value = loss(output, indices)
+            optimizer.zero_grad()
+            value.backward()
+            optimizer.step(where=0.0)
+            if isinstance(loss, PIRLLoss):
+                loss.memory_bank.update(*loss.memory_update_inputs(output, indices))
+        results[name] = median_seconds(run, repeats)
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    loss = bench_loss(args.repeats)
+    augmentation = bench_augmentation(args.repeats)
+    step = bench_train_step(max(3, args.repeats // 2))
+    rows: List[tuple] = [
+        ("loss+bank step, per-sample (s)", loss["vissl_per_sample"], loss["ours_per_sample"],
+         loss["vissl_per_sample"] / loss["ours_per_sample"]),
+        ("loss+bank step, per-sample fp16 bank (s)", loss["vissl_per_sample"],
+         loss["ours_per_sample_fp16"], loss["vissl_per_sample"] / loss["ours_per_sample_fp16"]),
+        ("loss+bank step, shared negatives (s)", loss["vissl_per_sample"], loss["ours_shared"],
+         loss["vissl_per_sample"] / loss["ours_shared"]),
+        ("augmentation (images/s, 1 core)", augmentation["vissl"], augmentation["ours"],
+         augmentation["ours"] / augmentation["vissl"]),
+        ("CPU demo training step (s)", step["vissl"], step["ours"], step["vissl"] / step["ours"]),
+    ]
+    print(f"\n{'measurement':44s} {'VISSL':>10s} {'vissl-pirl':>11s} {'speed-up':>9s}")
+    for label, vissl, ours, ratio in rows:
+        print(f"{label:44s} {vissl:10.4f} {ours:11.4f} {ratio:8.2f}x")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"loss_step_seconds": loss, "augmentation_images_per_second":
+                                    augmentation, "train_step_seconds": step,
+                                    "speedups": {label: ratio for label, _, _, ratio in rows},
+                                    "torch_threads": torch.get_num_threads()}, indent=2))
+    print(f"\nJSON: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
