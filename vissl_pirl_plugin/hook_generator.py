@@ -33,6 +33,7 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
         PhaseSeedHook(cfg.SEED_VALUE),
         UnreadableImageHook(),
         NonFiniteGuardHook(),
-        MemoryBankUpdateHook(bank.get("consistency_check_period", 0)),
+        MemoryBankUpdateHook(bank.get("consistency_check_period", 0),
+                             cfg.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY),
     ]
     return hooks

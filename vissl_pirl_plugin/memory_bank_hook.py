@@ -10,6 +10,11 @@ agree even if their initialisations differed.
 With ``consistency_check_period`` N > 0, every N updates each rank computes a
 cheap checksum of its bank and compares it with every other rank's; any drift
 stops the run with a ``RuntimeError`` naming the step and the ranks.
+
+A sharded bank (``memory_bank.sharded``) is neither broadcast nor compared (ranks
+hold different rows); before each epoch end and each step that VISSL may
+checkpoint (``CHECKPOINT_ITER_FREQUENCY``), the hook assembles it on rank 0 so the
+checkpoint holds the whole bank.
 """
 from typing import List
 
@@ -25,9 +30,10 @@ from vissl_pirl_plugin.pirl_loss import PIRLLoss
 
 
 class MemoryBankUpdateHook(NoopHook):
-    def __init__(self, consistency_check_period: int = 0) -> None:
+    def __init__(self, consistency_check_period: int = 0, checkpoint_iter_frequency: int = 0) -> None:
         super().__init__()
         self.consistency_check_period = consistency_check_period
+        self.checkpoint_iter_frequency = checkpoint_iter_frequency
         self.updates = 0
 
     @staticmethod
@@ -38,7 +44,7 @@ class MemoryBankUpdateHook(NoopHook):
         return loss
 
     def on_start(self, task) -> None:
-        if is_distributed_training_run():
+        if is_distributed_training_run() and not self.pirl_loss(task).memory_bank.sharded:
             bank = self.pirl_loss(task).memory_bank.embeddings
             bank.copy_(broadcast(bank, src=0))
 
@@ -51,10 +57,22 @@ class MemoryBankUpdateHook(NoopHook):
         if is_distributed_training_run():
             embeddings, indices = gather_from_all(embeddings), gather_from_all(indices)
         keep = indices != loss.ignore_index
-        loss.memory_bank.update(embeddings[keep], indices[keep])
+        bank = loss.memory_bank
+        bank.checkpoint_copy = None  # a copy assembled for an earlier checkpoint is stale now
+        bank.update(embeddings[keep], indices[keep])
         self.updates += 1
-        if self.consistency_check_period > 0 and self.updates % self.consistency_check_period == 0:
-            check_same_on_all_ranks(loss.memory_bank.embeddings, task.iteration)
+        period = self.consistency_check_period
+        if period > 0 and self.updates % period == 0 and not bank.sharded:
+            check_same_on_all_ranks(bank.embeddings, task.iteration)
+
+    def on_step(self, task) -> None:
+        frequency = self.checkpoint_iter_frequency
+        if task.train and frequency > 0 and task.iteration % frequency == 0:
+            self.pirl_loss(task).memory_bank.gather_for_checkpoint()
+
+    def on_phase_end(self, task) -> None:
+        if task.train:
+            self.pirl_loss(task).memory_bank.gather_for_checkpoint()
 
 
 def bank_checksum(bank: torch.Tensor) -> torch.Tensor:

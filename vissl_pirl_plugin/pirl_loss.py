@@ -38,7 +38,7 @@ from typing import List, Optional, Tuple, Union
 
 import torch
 import torch.nn.functional as F
-from classy_vision.generic.distributed_util import all_reduce_sum
+from classy_vision.generic.distributed_util import all_reduce_sum, get_rank, get_world_size
 from classy_vision.losses import ClassyLoss, register_loss
 
 from vissl_pirl_plugin.memory_bank import MemoryBank
@@ -67,6 +67,7 @@ class PIRLLoss(ClassyLoss):
         norm_constant: ``Z``; a value <= 0 estimates it from the first batch.
         embedding_dim, momentum, init_seed, bank_dtype: the memory bank's, see ``MemoryBank``
             (config keys ``memory_bank.{embedding_dim, momentum, init_seed, dtype}``).
+        sharded_bank: split the bank over the ranks (``memory_bank.sharded``).
         ignore_index: index label of samples to leave out of the loss and the bank.
     """
 
@@ -74,7 +75,8 @@ class PIRLLoss(ClassyLoss):
                  num_negatives: int = 32000, num_train_samples: int = -1,
                  loss_type: str = "nce", negative_sampling: str = "per_sample",
                  norm_constant: float = -1.0, embedding_dim: int = 128, momentum: float = 0.5,
-                 init_seed: int = 0, ignore_index: int = -1, bank_dtype: str = "float32") -> None:
+                 init_seed: int = 0, ignore_index: int = -1, bank_dtype: str = "float32",
+                 sharded_bank: bool = False) -> None:
         super().__init__()
         check_loss_params(lambda_weight, temperature, num_negatives, loss_type, negative_sampling,
                           num_train_samples)
@@ -84,8 +86,10 @@ class PIRLLoss(ClassyLoss):
         self.loss_type = loss_type
         self.negative_sampling = negative_sampling
         self.ignore_index = ignore_index
+        shards = get_world_size() if sharded_bank else 1
         self.memory_bank = MemoryBank(num_train_samples, embedding_dim, momentum, init_seed,
-                                      bank_dtype)
+                                      bank_dtype, num_shards=shards,
+                                      shard_index=get_rank() if sharded_bank else 0)
         # log Z; NaN until estimated (only used by loss_type "nce")
         log_z = math.log(norm_constant) if norm_constant > 0 else float("nan")
         self.register_buffer("log_norm_constant", torch.tensor(log_z))
@@ -106,6 +110,7 @@ class PIRLLoss(ClassyLoss):
             init_seed=bank.get("init_seed", 0),
             ignore_index=loss_config.get("ignore_index", -1),
             bank_dtype=bank.get("dtype", "float32"),
+            sharded_bank=bank.get("sharded", False),
         )
 
     @property
@@ -171,16 +176,25 @@ class PIRLLoss(ClassyLoss):
 
     def _scores(self, queries: torch.Tensor, indices: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
-        """Cosine similarities ``(B, T)`` with ``m_I`` and ``(B, T, N)`` with the negatives."""
+        """Cosine similarities ``(B, T)`` with ``m_I`` and ``(B, T, N)`` with the negatives.
+
+        Positives and negatives are read from the bank in one lookup (one
+        collective exchange when the bank is sharded).
+        """
         bank = self.memory_bank
-        positive_scores = (queries * bank.lookup(indices).unsqueeze(1)).sum(dim=-1)
         if self.negative_sampling == "shared":
-            negatives = bank.lookup(sample_shared_negatives(
-                indices, bank.num_entries, self.num_negatives))
+            negative_indices = sample_shared_negatives(indices, bank.num_entries,
+                                                       self.num_negatives)
+        else:
+            negative_indices = sample_per_sample_negatives(indices, bank.num_entries,
+                                                           self.num_negatives)
+        rows = bank.lookup(torch.cat([indices, negative_indices.reshape(-1)]))
+        positives, negatives = rows[:indices.numel()], rows[indices.numel():]
+        positive_scores = (queries * positives.unsqueeze(1)).sum(dim=-1)
+        if self.negative_sampling == "shared":
             negative_scores = queries @ negatives.t()
         else:
-            negatives = bank.lookup(sample_per_sample_negatives(
-                indices, bank.num_entries, self.num_negatives))
+            negatives = negatives.view(indices.numel(), self.num_negatives, bank.embedding_dim)
             negative_scores = torch.bmm(queries, negatives.transpose(1, 2))
         return positive_scores, negative_scores
 
