@@ -43,7 +43,7 @@ def test_two_ranks_train_identically_with_a_sharded_or_replicated_bank(tmp_path,
             images, folder / "ckpt", "config.DISTRIBUTED.NUM_PROC_PER_NODE=2",
             "config.OPTIMIZER.num_epochs=2", "config.LOSS.pirl_loss.num_negatives=5",
             f"config.LOSS.pirl_loss.negative_sampling={sampling}",
-            f"+config.LOSS.pirl_loss.memory_bank.sharded={mode == 'sharded'}")
+            f"config.LOSS.pirl_loss.memory_bank.sharded={mode == 'sharded'}")
         run([INSTRUMENTED, str(folder), *overrides], cwd=tmp_path)
         losses = [json.loads(line)["loss"]
                   for line in (folder / "ckpt" / "stdout.json").read_text().splitlines()]
