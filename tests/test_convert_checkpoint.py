@@ -90,3 +90,52 @@ def test_bad_inputs_name_the_file_and_the_keys(pirl_checkpoint, tmp_path):
     torch.save({"classy_state_dict": {"base_model": state}}, tmp_path / "narrow.torch")
     with pytest.raises(ValueError, match=r"narrow.torch: .*shape mismatches \['conv1.weight'\]"):
         main([str(tmp_path / "narrow.torch"), str(tmp_path / "x.pth")])
+
+
+def test_detectron2_configs_carry_the_papers_hyperparameters():
+    import yaml
+
+    from conftest import REPO
+
+    for name, train, step, iterations in (
+            ("voc07_12", ["voc_2007_trainval", "voc_2012_trainval"], 17000, 25000),
+            ("voc07", ["voc_2007_trainval"], 9500, 12500)):
+        cfg = yaml.safe_load((REPO / "configs" / "detectron2" /
+                              f"pirl_faster_rcnn_R_50_C4_{name}.yaml").read_text())
+        solver = cfg["SOLVER"]
+        assert (solver["BASE_LR"], solver["IMS_PER_BATCH"], solver["WARMUP_ITERS"]) == (0.003, 16, 1000)
+        assert solver["WARMUP_FACTOR"] == pytest.approx(1 / 3)
+        assert (solver["STEPS"], solver["MAX_ITER"]) == ([step], iterations)
+        assert cfg["DATASETS"]["TRAIN"] == train
+        assert cfg["MODEL"]["RESNETS"]["NORM"] == "FrozenBN"  # BatchNorm kept fixed
+        assert cfg["MODEL"]["ROI_HEADS"]["NAME"] == "Res5ROIHeads"  # R50-C4, stock Detectron2
+
+
+@pytest.mark.slow
+def test_detectron2_loads_the_converted_trunk_and_trains_one_iteration(pirl_checkpoint, tmp_path):
+    pytest.importorskip("detectron2", reason="Detectron2 is an optional extra (README, "
+                        "'Detection with Detectron2'); it is not installed here")
+    from detectron2.checkpoint import DetectionCheckpointer
+    from detectron2.config import get_cfg
+    from detectron2.modeling import build_model as build_detector
+    from detectron2.structures import Boxes, Instances
+
+    from conftest import REPO
+
+    path, _ = pirl_checkpoint
+    main([str(path), str(tmp_path / "d2.pkl"), "--format", "detectron2"])
+    cfg = get_cfg()
+    cfg.merge_from_file(str(REPO / "configs" / "detectron2" / "pirl_faster_rcnn_R_50_C4_voc07.yaml"))
+    cfg.MODEL.DEVICE = "cpu"
+    model = build_detector(cfg)
+    checkpointer = DetectionCheckpointer(model)
+    incompatible = checkpointer._load_model(checkpointer._load_file(str(tmp_path / "d2.pkl")))
+    missing = {key.split(".")[0] + "." + key.split(".")[1] for key in incompatible.missing_keys}
+    assert missing <= {"proposal_generator.rpn_head", "roi_heads.box_predictor"}, missing
+    image = torch.rand(3, 128, 160) * 255
+    instances = Instances((128, 160), gt_boxes=Boxes(torch.tensor([[10.0, 20.0, 90.0, 110.0]])),
+                          gt_classes=torch.tensor([3]))
+    model.train()
+    losses = model([{"image": image, "instances": instances, "height": 128, "width": 160}])
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(value) for value in losses.values())
