@@ -20,7 +20,7 @@ from torchvision.transforms import v2
 
 from vissl_pirl_plugin.image_utils import to_rgb_uint8
 from vissl_pirl_plugin.color_jitter import PhotometricAugmentation
-from vissl_pirl_plugin.photometric import to_normalized_float
+from vissl_pirl_plugin.normalization import to_normalized_float
 from vissl_pirl_plugin.pretext import build_pretext
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
