@@ -86,16 +86,20 @@ def test_paper_config_trains_two_iterations_on_cpu(tmp_path):
     assert torch.isfinite(state["log_norm_constant"])  # Z was estimated and checkpointed
 
 
-def test_two_processes_hold_identical_banks(tmp_path):
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_two_processes_hold_identical_banks(tmp_path, dtype):
     images = write_image_folder(tmp_path / "images", num_images=8)
     dumps = tmp_path / "dumps"
     dumps.mkdir()
     overrides = paper_config_on_cpu(images, tmp_path / "ckpt",
                                     "config.DISTRIBUTED.NUM_PROC_PER_NODE=2",
-                                    "config.OPTIMIZER.num_epochs=2")
+                                    "config.OPTIMIZER.num_epochs=2",
+                                    f"config.LOSS.pirl_loss.memory_bank.dtype={dtype}",
+                                    "config.LOSS.pirl_loss.memory_bank.consistency_check_period=1")
     run([INSTRUMENTED, str(dumps), *overrides], cwd=tmp_path)
     rank0 = torch.load(dumps / "state_end_rank0.pt")
     rank1 = torch.load(dumps / "state_end_rank1.pt")
+    assert rank0["bank"].dtype == getattr(torch, dtype)
     assert torch.equal(rank0["bank"], rank1["bank"])
     assert torch.equal(rank0["log_z"], rank1["log_z"])
     # both ranks' samples reached both banks: all 8 entries moved away from the init
