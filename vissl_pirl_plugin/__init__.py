@@ -12,7 +12,8 @@ Importing the package registers its components in VISSL's registries:
 * collator ``pirl_collator`` (``pirl_collator.py``),
 * data sources ``disk_folder`` / ``disk_filelist`` replaced by
   ``RobustDiskImageDataset`` (``robust_disk_dataset.py``), which survives unreadable images,
-* head ``pirl_jigsaw_head`` (``pirl_jigsaw_head.py``).
+* head ``pirl_jigsaw_head`` (``pirl_jigsaw_head.py``),
+* trunk ``resnet_small`` (``resnet_small_trunk.py``): ResNet-18/10 for CPU demos.
 """
 from vissl_pirl_plugin import (  # noqa: F401  (imported to register)
     jigsaw_pretext,
@@ -21,6 +22,7 @@ from vissl_pirl_plugin import (  # noqa: F401  (imported to register)
     pirl_jigsaw_transform,
     pirl_loss,
     pirl_pair_transform,
+    resnet_small_trunk,
     robust_disk_dataset,
     rotation_pretext,
 )

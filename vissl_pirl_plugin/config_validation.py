@@ -18,6 +18,7 @@ from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
 
 from vissl_pirl_plugin.pirl_loss import check_loss_params
 from vissl_pirl_plugin.pirl_pair_transform import ImgPilToPirlPair
+from vissl_pirl_plugin.resnet_small_trunk import small_resnet_depth_and_width
 
 # output dimension of VISSL's ResNet trunk ("flatten" / res5) per unit of width
 RESNET_BOTTLENECK_DIM = 2048
@@ -169,10 +170,12 @@ def _validate_heads(cfg: AttrDict, embedding_dim: int) -> None:
 
 
 def trunk_output_dim(trunk: AttrDict) -> Optional[int]:
-    """Feature dimension of VISSL's ResNet trunk; None for trunks it does not know."""
-    if trunk.NAME != "resnet":
-        return None
-    return RESNET_BOTTLENECK_DIM * int(trunk.RESNETS.WIDTH_MULTIPLIER)
+    """Feature dimension of VISSL's ResNet and the plugin's resnet_small; None for others."""
+    if trunk.NAME == "resnet":
+        return RESNET_BOTTLENECK_DIM * int(trunk.RESNETS.WIDTH_MULTIPLIER)
+    if trunk.NAME == "resnet_small":
+        return 8 * small_resnet_depth_and_width(trunk)[1]
+    return None
 
 
 def _head_dims(head: List) -> tuple:
