@@ -5,9 +5,9 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 STAMP := $(VENV)/.vissl-pirl-installed
-DEMO_DATA := data/demo/train/.complete-8-160-0
+DEMO_DATA := data/demo/.complete-v1-72
 
-.PHONY: install demo test test-fast bench clean
+.PHONY: install demo test test-fast bench quality-guard clean
 
 install: $(STAMP) $(DEMO_DATA)
 
@@ -33,6 +33,9 @@ test-fast: install
 
 bench: install
 	$(PY) benchmarks/run_benchmarks.py
+
+quality-guard: install
+	$(PY) benchmarks/quality_guard.py
 
 clean:
 	rm -rf $(VENV) data/demo checkpoints build *.egg-info

@@ -8,12 +8,12 @@ Three measurements, each the median of ``--repeats`` timed runs after one warm-u
    per GPU, N = 32000 negatives, 128-d, two loss terms, ImageNet's 1281167-entry bank. Ours
    with per-sample negatives (fp32 and fp16 bank) and shared negatives; VISSL's
    ``nce_loss_with_memory`` (per-sample; it has no shared option).
-2. the augmentation chain, images/s on one core, on the 17 real photographs of the demo
-   dataset: ``ImgPilToPirlJigsaw`` against VISSL's PIRL chain (ImgPilToPatchesAndImage,
+2. the augmentation chain, images/s on one core, on 17 real photographs (scikit-image's and
+   scikit-learn's sample photos, 300 to 640 px): ``ImgPilToPirlJigsaw`` against VISSL's PIRL chain (ImgPilToPatchesAndImage,
    ColorJitter, ImgPilRandomPhotometric, RandomGrayscale, flip, ToTensor, Normalize).
-3. one full training step of the CPU demo setting with 0 data-loader workers (ResNet-50,
-   batch 16, 128-px images and 9 patches of 64 px): augmenting and collating 16 demo
-   photographs, forward, loss, backward, SGD step, bank update. The plugin's transform,
+3. one full training step of the CPU demo config at ResNet-50 sizes with 0 data-loader
+   workers (``STEP_OVERRIDES``: ResNet-50, batch 16, 128-px images and 9 patches of 64 px,
+   64 negatives): augmenting and collating 16 of those photographs, forward, loss, backward, SGD step, bank update. The plugin's transform,
    collator, heads and loss against VISSL's (its chain at the same sizes).
 
 Prints a table and writes the numbers as JSON. Timings depend on the machine; the ratios
@@ -26,6 +26,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List
 
+from PIL import Image
+
+import numpy as np
 import torch
 from classy_vision.optim import build_optimizer
 from vissl.config import AttrDict
@@ -34,7 +37,6 @@ from vissl.data.ssl_transforms import get_transform
 from vissl.losses.nce_loss import NCELossWithMemory
 from vissl.models import build_model
 
-from vissl_pirl_plugin.demo_data import source_photographs
 from vissl_pirl_plugin.launcher import compose_config
 from vissl_pirl_plugin.pirl_loss import PIRLLoss
 
@@ -50,6 +52,28 @@ VISSL_PIRL_TRANSFORMS = [
     {"name": "ToTensor"},
     {"name": "Normalize", "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225]},
 ]
+
+# scikit-image's bundled photographs (no synthetic or document images)
+SKIMAGE_PHOTOS = ("astronaut", "brick", "camera", "cat", "coffee", "coins", "grass", "gravel",
+                  "hubble_deep_field", "immunohistochemistry", "moon", "retina", "rocket",
+                  "horse", "clock")
+STEP_OVERRIDES = [
+    "config.MODEL.TRUNK.NAME=resnet", "config.MODEL.TRUNK.RESNETS.DEPTH=50",
+    "config.MODEL.HEAD.PARAMS=[[[pirl_jigsaw_head,{in_dim:2048,patch_dim:128,num_patches:9,"
+    "out_dim:128}]],[[mlp,{dims:[2048,128],use_bn:false,use_relu:false}]]]",
+    "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=16", "config.DATA.TRAIN.TRANSFORMS.0.image_crop_size=128",
+    "config.DATA.TRAIN.TRANSFORMS.0.jigsaw_crop_size=255",
+    "config.DATA.TRAIN.TRANSFORMS.0.patch_size=64", "config.LOSS.pirl_loss.num_negatives=64"]
+
+
+def source_photographs() -> List[Image.Image]:
+    """17 RGB photographs that scikit-image and scikit-learn install with them."""
+    from skimage import data as skdata
+    from sklearn.datasets import load_sample_images
+
+    photos = [getattr(skdata, name)() for name in SKIMAGE_PHOTOS]
+    photos += list(load_sample_images().images)
+    return [Image.fromarray(np.asarray(photo)).convert("RGB") for photo in photos]
 
 
 def median_seconds(run: Callable[[], None], repeats: int) -> float:
@@ -97,7 +121,7 @@ def bench_loss(repeats: int) -> Dict[str, float]:
 def bench_augmentation(repeats: int) -> Dict[str, float]:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    photos = list(source_photographs().values())
+    photos = source_photographs()
     results = {}
     for name, chain in (("vissl", VISSL_PIRL_TRANSFORMS), ("ours", [{"name": "ImgPilToPirlJigsaw"}])):
         transform = get_transform(chain)
@@ -119,14 +143,14 @@ VISSL_PIRL_HEADS = [
 
 def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
     torch.manual_seed(0)
-    photos = list(source_photographs().values())[:batch]
+    photos = source_photographs()[:batch]
     dataset_size = 136
     indices = torch.randperm(dataset_size)[:batch]
     vissl_chain = [dict(VISSL_PIRL_TRANSFORMS[0], crop_size_image=128), *VISSL_PIRL_TRANSFORMS[1:]]
     results = {}
     for name in ("vissl", "ours"):
         _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
-                                 "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench"])
+                                 "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench", *STEP_OVERRIDES])
         if name == "vissl":
             cfg.MODEL.HEAD.PARAMS = VISSL_PIRL_HEADS
             loss = vissl_nce_loss(dataset_size, 64, DIM)

@@ -151,19 +151,6 @@ def test_resume_restores_the_bank_from_the_checkpoint(tmp_path):
     assert not torch.equal(torch.load(dumps / "state_end_rank0.pt")["bank"], resumed["bank"])
 
 
-def test_demo_trains_and_reports_losses_and_checkpoint(tmp_path):
-    result = run(["-m", "vissl_pirl_plugin.demo", "config.DATA.TRAIN.DATA_LIMIT=8",
-                  "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=4", "config.OPTIMIZER.num_epochs=1",
-                  "config.LOSS.pirl_loss.num_negatives=4", "config.DATA.NUM_DATALOADER_WORKERS=0",
-                  "config.DATA.TRAIN.TRANSFORMS.0.image_crop_size=64"], cwd=tmp_path)
-    assert len(list((tmp_path / "data" / "demo" / "train").glob("*/*.jpg"))) == 136
-    lines = result.stdout.splitlines()
-    table = lines[lines.index("epoch  mean loss  (pirl_loss, one CPU process)") + 1]
-    assert table.split()[0] == "0" and float(table.split()[1]) > 0
-    checkpoint = Path(lines[-1].removeprefix("Checkpoint: "))
-    assert checkpoint.name == "model_final_checkpoint_phase0.torch" and checkpoint.is_file()
-
-
 @pytest.mark.parametrize("config, extra", [
     ("pirl_rotation_4node_resnet50", ["+config.DATA.TRAIN.TRANSFORMS.0.pretext.crop_size=64"]),
     ("pirl_jigsaw_rotation_4node_resnet50", []),

@@ -11,7 +11,8 @@ with ``is_success=False``. ``pirl_collator`` then labels it ``ignore_index`` so 
 never reaches the loss or the memory bank, and ``UnreadableImageHook`` reports
 it. Importing the plugin installs this class behind both source names.
 """
-from typing import Tuple
+from pathlib import Path
+from typing import List, Tuple
 
 from iopath.common.file_io import g_pathmgr
 from PIL import Image
@@ -49,6 +50,15 @@ class RobustDiskImageDataset(DiskImageDataset):
             return load_rgb_image(self.image_path(idx)), True
         except DECODE_ERRORS:
             return get_mean_image(self.cfg["DATA"][self.split].DEFAULT_GRAY_IMG_SIZE), False
+
+
+def read_image_folder(folder: Path) -> Tuple[List[Image.Image], List[int]]:
+    """All images of a ``disk_folder`` (images in class sub-folders) and their class indices
+    (sub-folders in sorted order), read with ``load_rgb_image``."""
+    from torchvision.datasets import ImageFolder
+
+    dataset = ImageFolder(str(folder), loader=load_rgb_image)
+    return [dataset[i][0] for i in range(len(dataset))], list(dataset.targets)
 
 
 def install() -> None:
