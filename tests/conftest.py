@@ -1,5 +1,7 @@
 """Shared fixtures. Importing the plugin registers its VISSL components."""
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -29,3 +31,12 @@ def image_folder(tmp_path: Path) -> Path:
 
 def python() -> str:
     return sys.executable
+
+
+def pytest_report_header(config) -> str:
+    """The end-to-end tests need a few GB of scratch space for ResNet-50 checkpoints; print what
+    there is, so a CI log that fails on a full disk says so at the top."""
+    base = Path(config.option.basetemp or tempfile.gettempdir()).resolve()
+    existing = next(folder for folder in (base, *base.parents) if folder.exists())
+    free = shutil.disk_usage(existing).free
+    return f"scratch space free in {base}: {free / 2**30:.1f} GiB"
