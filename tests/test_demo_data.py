@@ -52,6 +52,30 @@ def test_dataset_layout_sizes_and_white_background(tmp_path):
     assert (centre < 230).any()                          # the opaque stamp is kept
 
 
+class ImagesRead(Exception):
+    """Raised by a stand-in with the image folder a command was about to read."""
+
+
+def test_default_build_is_where_the_probe_and_invariance_commands_look(tmp_path, monkeypatch):
+    from vissl_pirl_plugin import invariance, linear_probe
+    monkeypatch.chdir(tmp_path)
+    train = build_demo_dataset(demo_data.DEMO_ROOT, stamps=fake_stamps(tmp_path / "stamps"))
+
+    def images_read(images, *args, **kwargs):
+        raise ImagesRead(images)
+    for command in (linear_probe, invariance):
+        monkeypatch.setattr(command, "config_beside", lambda checkpoint: checkpoint)
+        monkeypatch.setattr(command, "run_config", lambda path: None)
+    monkeypatch.setattr(linear_probe, "run_probes", lambda config, checkpoint, images, *args,
+                        **kwargs: images_read(images))
+    monkeypatch.setattr(invariance, "read_image_folder", images_read)
+    for command in (linear_probe, invariance):
+        with pytest.raises(ImagesRead) as read:
+            command.main(["--checkpoint", "run/checkpoint.torch"])
+        assert read.value.args[0] == Path("data/demo/train") and train.resolve() == (
+            tmp_path / read.value.args[0]).resolve()
+
+
 def test_build_is_idempotent(tmp_path):
     stamps = fake_stamps(tmp_path / "stamps")
     train = build_demo_dataset(tmp_path / "demo", stamps=stamps)

@@ -21,7 +21,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Dict, List
 
-from vissl_pirl_plugin.demo_data import build_demo_dataset
+from vissl_pirl_plugin.demo_data import DEMO_ROOT, build_demo_dataset
 from vissl_pirl_plugin.invariance import invariance_distances, plot_histograms
 from vissl_pirl_plugin.linear_probe import best_stage, format_results, run_probes
 from vissl_pirl_plugin.robust_disk_dataset import read_image_folder
@@ -55,7 +55,7 @@ def pretrain(data: Path, run_dir: Path, overrides: List[str]) -> Path:
 
 def main(argv: List[str]) -> Dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("data/demo"),
+    parser.add_argument("--data", type=Path, default=DEMO_ROOT,
                         help="where the embedded dataset is (built there if missing)")
     parser.add_argument("--out", type=Path, default=Path("checkpoints"))
     parser.add_argument("--transforms", type=int, default=10,

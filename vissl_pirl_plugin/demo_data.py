@@ -37,6 +37,9 @@ CLASSES = {"birds": "animals/birds", "flowers": "plants/flowers", "fruit": "food
 EXCLUDED_PARTS = ("cartoon", "_mirror")
 IMAGE_SIZE = 72
 FORMAT_VERSION = 1
+DEMO_ROOT = Path("data/demo")
+TRAIN_FOLDER = "train"
+DEMO_IMAGES = DEMO_ROOT / TRAIN_FOLDER  # what make install writes, relative to the repo
 
 
 class DemoDataError(RuntimeError):
@@ -114,7 +117,7 @@ def flatten_on_white(png: bytes, size: int) -> Image.Image:
 
 def build_demo_dataset(out: Path, stamps: Optional[Path] = None, size: int = IMAGE_SIZE) -> Path:
     """Writes ``out/train`` (idempotent) and returns that folder."""
-    train = out / "train"
+    train = out / TRAIN_FOLDER
     marker = out / f".complete-v{FORMAT_VERSION}-{size}"
     if marker.exists():
         return train
@@ -145,7 +148,7 @@ def build_demo_dataset(out: Path, stamps: Optional[Path] = None, size: int = IMA
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("data/demo"))
+    parser.add_argument("--out", type=Path, default=DEMO_ROOT)
     parser.add_argument("--stamps", type=Path, default=None,
                         help="an unpacked Tux Paint stamps folder (default: the Debian package)")
     args = parser.parse_args()

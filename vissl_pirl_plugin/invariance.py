@@ -10,7 +10,7 @@ trained). Both histograms go into one PNG. Distances lie in [0, 2]; sqrt(2) is t
 distance of unrelated (orthogonal) directions, 0 perfect invariance.
 
     python -m vissl_pirl_plugin.invariance --checkpoint checkpoints/<run>/checkpoint.torch \\
-        --images data/demo/probe --out invariance.png [--baseline other.torch]
+        --images data/demo/train --out invariance.png [--baseline other.torch]
 """
 import argparse
 import random
@@ -25,6 +25,7 @@ from vissl.data.collators import get_collator
 from vissl.data.ssl_transforms import get_transform
 from vissl.utils.hydra_config import AttrDict
 
+from vissl_pirl_plugin.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.trained_model import config_beside, load_model, run_config
 
@@ -100,7 +101,7 @@ def plot_histograms(distances: Dict[str, np.ndarray], out: Path, title: str) -> 
 def main(argv: List[str]) -> Dict[str, np.ndarray]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, required=True)
-    parser.add_argument("--images", type=Path, default=Path("data/demo/probe"),
+    parser.add_argument("--images", type=Path, default=DEMO_IMAGES,
                         help="an image folder (disk_folder layout: images in sub-folders)")
     parser.add_argument("--out", type=Path, default=Path("invariance.png"))
     parser.add_argument("--baseline", type=Path, default=None,

@@ -15,7 +15,7 @@ model is then reported at its best stage, as in Goyal et al. 2019):
 The model comes from the run's ``train_config.yaml`` (beside the checkpoint); with
 ``--random-init`` the same model keeps its random initialisation (the baseline).
 
-    python -m vissl_pirl_plugin.linear_probe --images data/demo/probe \\
+    python -m vissl_pirl_plugin.linear_probe --images data/demo/train \\
         --checkpoint checkpoints/<run>/checkpoint.torch [--random-init]
 """
 import argparse
@@ -36,6 +36,7 @@ from vissl.data.ssl_transforms import get_transform
 from vissl.utils.hydra_config import AttrDict
 
 from vissl_pirl_plugin.pirl_pair_transform import IMAGENET_MEAN, IMAGENET_STD
+from vissl_pirl_plugin.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.trained_model import config_beside, load_model, run_config
 
@@ -141,7 +142,7 @@ def format_results(results: Dict[str, Dict[str, float]], images: Path, source: s
 
 def main(argv: List[str]) -> Dict[str, Dict[str, float]]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=Path, default=Path("data/demo/probe"))
+    parser.add_argument("--images", type=Path, default=DEMO_IMAGES)
     parser.add_argument("--checkpoint", type=Path, required=True,
                         help="a VISSL checkpoint of the run (its train_config.yaml builds the model)")
     parser.add_argument("--config", type=Path, default=None,

@@ -94,10 +94,11 @@ class MemoryBank(nn.Module):
         return self.embeddings.shape[1]
 
     def check_indices(self, indices: torch.Tensor) -> None:
-        """Raises if a dataset index falls outside the bank."""
+        """Raises if a dataset index falls outside the bank (one host sync on accelerators,
+        which VISSL's train step makes anyway when it reads the loss)."""
         if indices.numel() == 0:
             return
-        low, high = int(indices.min()), int(indices.max())
+        low, high = torch.stack(torch.aminmax(indices)).tolist()
         if low < 0 or high >= self.num_entries:
             bad = high if high >= self.num_entries else low
             raise IndexError(
