@@ -111,6 +111,17 @@ def test_two_processes_hold_identical_banks(tmp_path, dtype):
     assert not torch.isclose(rank0["bank"], initial).all(dim=1).any()
 
 
+def test_two_processes_train_the_jigsaw_model_with_lambda_zero(tmp_path):
+    """lambda = 0 on the two-input model (README's baseline for the invariance analysis): the
+    jigsaw head has no loss term, and DistributedDataParallel stops at the second step unless
+    that head still receives a (zero) gradient."""
+    images = write_image_folder(tmp_path / "images", num_images=8)
+    run([LAUNCHER, *paper_config_on_cpu(images, tmp_path / "ckpt",
+                                        "config.DISTRIBUTED.NUM_PROC_PER_NODE=2",
+                                        "config.LOSS.pirl_loss.lambda_weight=0")], cwd=tmp_path)
+    assert (tmp_path / "ckpt" / "model_final_checkpoint_phase0.torch").is_file()
+
+
 def test_two_nodes_on_loopback_train_together(tmp_path):
     images = write_image_folder(tmp_path / "images", num_images=8)
     dumps = tmp_path / "dumps"

@@ -29,7 +29,9 @@ Defaults follow the paper and the authors' released code (VISSL's
 The loss is called as ``loss([g_patches, f_images], sample_indices)`` in the order
 of ``MULTI_INPUT_HEAD_MAPPING``, or ``loss(f_images, sample_indices)`` when
 ``lambda_weight`` is 0. Samples whose index equals ``ignore_index`` (images that
-failed to load, see ``pirl_collator``) are dropped.
+failed to load, see ``pirl_collator``) are dropped. On a two-input model, the head whose
+term has weight 0 (``g`` for ``lambda = 0``, ``f`` for ``lambda = 1``) gets an all-zero
+gradient, so that DistributedDataParallel finds every parameter used.
 """
 import logging
 import math
@@ -169,10 +171,14 @@ class PIRLLoss(ClassyLoss):
                                 self.log_norm_constant, self.memory_bank.num_entries)
         else:
             per_term = infonce_loss(positive_scores, negative_scores, self.temperature)
+        # 0, but it reaches every head: DistributedDataParallel (VISSL never sets
+        # find_unused_parameters) stops at the second step if a head gets no gradient, which
+        # would happen to g when lambda = 0 and to f when lambda = 1 on a two-input model
+        every_head = sum(output.sum() * 0.0 for output in (g, f) if output is not None)
         if per_term.shape[0] == 0:  # every image of this batch failed to load
-            return queries.sum() * 0.0
+            return every_head
         weights = torch.tensor([w for w, _ in terms], dtype=per_term.dtype, device=per_term.device)
-        return (per_term.mean(dim=0) * weights).sum()
+        return (per_term.mean(dim=0) * weights).sum() + every_head
 
     def _scores(self, queries: torch.Tensor, indices: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
