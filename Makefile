@@ -23,7 +23,7 @@ $(DEMO_DATA): $(STAMP)
 	$(PY) -m vissl_pirl_plugin.demo_data --out data/demo
 
 demo: install
-	$(PY) -m vissl_pirl_plugin.demo
+	$(PY) -m vissl_pirl_plugin.demo $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest
