@@ -4,6 +4,7 @@ import json
 import pytest
 import torch
 
+from vissl_pirl_plugin import pirl_loss
 from vissl_pirl_plugin.memory_bank import MemoryBank, initial_rows
 
 from conftest import write_image_folder
@@ -29,6 +30,17 @@ def test_shard_updates_only_its_rows_and_loads_a_whole_checkpoint():
     fresh = MemoryBank(100, 4, init_seed=9, num_shards=2, shard_index=1)
     fresh.load_state_dict({"embeddings": whole.embeddings.clone()})
     assert torch.equal(fresh.embeddings, whole.embeddings[50:])
+
+
+@pytest.mark.parametrize("sampling, warned", [("per_sample", True), ("shared", False)])
+def test_sharding_with_per_sample_negatives_warns_of_the_lookup_volume(monkeypatch, caplog,
+                                                                       sampling, warned):
+    monkeypatch.setattr(pirl_loss, "get_world_size", lambda: 4)
+    monkeypatch.setattr(pirl_loss, "get_rank", lambda: 1)
+    loss = pirl_loss.PIRLLoss(num_negatives=32000, num_train_samples=100000,
+                              negative_sampling=sampling, sharded_bank=True)
+    assert loss.memory_bank.embeddings.shape == (25000, 128)
+    assert ("500 MiB" in caplog.text and "negative_sampling=shared" in caplog.text) == warned
 
 
 @pytest.mark.slow
