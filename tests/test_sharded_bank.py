@@ -1,8 +1,11 @@
 """The memory bank sharded across ranks (issue #4): same rows, same training, half the bytes."""
 import json
+from pathlib import Path
 
 import pytest
 import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
 
 from vissl_pirl_plugin import pirl_loss
 from vissl_pirl_plugin.memory_bank import MemoryBank, initial_rows
@@ -30,6 +33,31 @@ def test_shard_updates_only_its_rows_and_loads_a_whole_checkpoint():
     fresh = MemoryBank(100, 4, init_seed=9, num_shards=2, shard_index=1)
     fresh.load_state_dict({"embeddings": whole.embeddings.clone()})
     assert torch.equal(fresh.embeddings, whole.embeddings[50:])
+
+
+LOOKUPS = {0: torch.tensor([99, 0, 50, 49, 99, 7, 73, 73]),  # repeats, both shards' edges
+           1: torch.tensor([], dtype=torch.long)}              # a rank whose batch is empty
+
+
+def look_up_in_shards(rank: int, init_file: str, dtype: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    shard = MemoryBank(100, 6, init_seed=5, dtype=dtype, num_shards=2, shard_index=rank)
+    rows = [shard.lookup(LOOKUPS[rank]), shard.lookup(LOOKUPS[rank].flip(0).view(-1, 2))]
+    torch.save(rows, f"{out}{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_sharded_lookup_returns_exactly_the_whole_banks_rows(tmp_path, dtype):
+    """Two gloo processes, uneven requests: every row comes from its owner, bit for bit."""
+    out = str(tmp_path / "rows")
+    mp.spawn(look_up_in_shards, args=(str(tmp_path / "init"), dtype, out), nprocs=2)
+    whole = MemoryBank(100, 6, init_seed=5, dtype=dtype)
+    for rank, indices in LOOKUPS.items():
+        flat, pairs = torch.load(f"{out}{rank}.pt")
+        assert flat.dtype == torch.float32 and torch.equal(flat, whole.lookup(indices))
+        assert pairs.shape == (len(indices) // 2, 2, 6)
+        assert torch.equal(pairs, whole.lookup(indices.flip(0).view(-1, 2)))
 
 
 @pytest.mark.parametrize("sampling, warned", [("per_sample", True), ("shared", False)])

@@ -12,8 +12,8 @@ checkpoints and restored on resume. Two options save memory:
   626 MiB); reads return float32 and the EMA update is computed in float32.
 * ``num_shards=W`` (one shard per rank) stores on each rank only its
   ``ceil(|D| / W)`` rows. ``lookup`` is then a collective: every rank calls it
-  with its own indices, and each rank contributes the rows it owns (a
-  ``reduce`` per rank), so negatives come from all shards. Every shard holds
+  with its own indices, sends each index to the rank that owns its row and gets
+  the row back (``all_to_all``), so negatives come from all shards. Every shard holds
   exactly the rows of the replicated bank (same initialisation, same updates).
   For checkpoints, ``gather_for_checkpoint`` assembles the whole bank on rank
   0 (on the CPU), which ``state_dict`` then saves; loading a whole bank keeps a
@@ -79,7 +79,7 @@ class MemoryBank(nn.Module):
         self.momentum = momentum
         self.num_entries = num_entries
         self.num_shards = num_shards
-        rows = math.ceil(num_entries / num_shards)
+        self.rows_per_shard = rows = math.ceil(num_entries / num_shards)
         self.start, self.end = min(num_entries, shard_index * rows), min(num_entries, (shard_index + 1) * rows)
         init = initial_rows(self.start, self.end, embedding_dim, init_seed)
         self.register_buffer("embeddings", init.to(STORAGE_DTYPES[dtype]))
@@ -126,23 +126,26 @@ class MemoryBank(nn.Module):
         return self._sharded_lookup(indices.reshape(-1)).view(*indices.shape, self.embedding_dim)
 
     def _sharded_lookup(self, flat: torch.Tensor) -> torch.Tensor:
-        world, rank = dist.get_world_size(), dist.get_rank()
-        sizes = [torch.zeros(1, dtype=torch.long, device=flat.device) for _ in range(world)]
-        dist.all_gather(sizes, torch.tensor([flat.numel()], device=flat.device))
-        longest = max(int(size) for size in sizes)
-        padded = torch.full((longest,), -1, dtype=torch.long, device=flat.device)
-        padded[:flat.numel()] = flat
-        requests = [torch.empty_like(padded) for _ in range(world)]
-        dist.all_gather(requests, padded)
-        mine = None
-        for source, request in enumerate(requests):
-            owned = (request >= self.start) & (request < self.end)
-            rows = torch.zeros(longest, self.embedding_dim, device=flat.device)
-            rows[owned] = self.embeddings[request[owned] - self.start].float()
-            dist.reduce(rows, dst=source)  # exactly one rank owns each row: the sum is the row
-            if source == rank:
-                mine = rows[:flat.numel()]
-        return mine
+        """Each index goes to the rank that owns its row and the row comes back (``all_to_all``
+        of the counts, the indices and the rows), so a rank moves only its own request
+        (indices out, rows in, in the storage dtype) and the rows that others ask of it."""
+        if dist.get_world_size() != self.num_shards:
+            raise RuntimeError(f"A bank of {self.num_shards} shards is used by "
+                               f"{dist.get_world_size()} ranks; shard it over the world size.")
+        owners = flat // self.rows_per_shard
+        order = torch.argsort(owners, stable=True)
+        send_counts = torch.bincount(owners, minlength=self.num_shards)
+        recv_counts = torch.empty_like(send_counts)
+        dist.all_to_all_single(recv_counts, send_counts)
+        sent, received = send_counts.tolist(), recv_counts.tolist()
+        asked = flat.new_empty(sum(received))
+        dist.all_to_all_single(asked, flat[order].contiguous(), received, sent)
+        answers = self.embeddings[asked - self.start].contiguous()
+        rows = answers.new_empty(flat.numel(), self.embedding_dim)
+        dist.all_to_all_single(rows, answers, sent, received)
+        looked_up = torch.empty_like(rows)
+        looked_up[order] = rows
+        return looked_up.float()
 
     @torch.no_grad()
     def update(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
@@ -167,8 +170,7 @@ class MemoryBank(nn.Module):
         """Sharded: assembles the whole bank on rank 0 (CPU) for ``state_dict``; collective."""
         if not self.sharded:
             return
-        rows = math.ceil(self.num_entries / self.num_shards)
-        shard = torch.zeros(rows, self.embedding_dim, dtype=self.embeddings.dtype,
+        shard = torch.zeros(self.rows_per_shard, self.embedding_dim, dtype=self.embeddings.dtype,
                             device=self.embeddings.device)
         shard[:self.end - self.start] = self.embeddings
         shards = [torch.empty_like(shard) for _ in range(self.num_shards)]

@@ -89,17 +89,17 @@ class PIRLLoss(ClassyLoss):
         self.negative_sampling = negative_sampling
         self.ignore_index = ignore_index
         shards = get_world_size() if sharded_bank else 1
-        if shards > 1 and negative_sampling == "per_sample":
-            per_image = (1 + self.num_negatives) * embedding_dim * 4 / 2**20
-            logging.warning(
-                f"pirl_loss: a sharded memory bank with per-sample negatives looks up every "
-                f"image's 1 + {self.num_negatives} rows each step, {per_image:.1f} MiB per image "
-                f"(a batch of 32: {32 * per_image:.0f} MiB), and every rank takes part in every "
-                f"rank's lookup ({shards} ranks). LOSS.pirl_loss.negative_sampling=shared looks "
-                "up the batch's negatives once.")
         self.memory_bank = MemoryBank(num_train_samples, embedding_dim, momentum, init_seed,
                                       bank_dtype, num_shards=shards,
                                       shard_index=get_rank() if sharded_bank else 0)
+        if shards > 1 and negative_sampling == "per_sample":
+            row = embedding_dim * self.memory_bank.embeddings.element_size()
+            per_image = (1 + self.num_negatives) * row / 2**20
+            logging.warning(
+                f"pirl_loss: a sharded memory bank with per-sample negatives looks up every "
+                f"image's 1 + {self.num_negatives} rows each step, {per_image:.1f} MiB per image "
+                f"(a batch of 32: {32 * per_image:.0f} MiB) from the ranks that own them. "
+                "LOSS.pirl_loss.negative_sampling=shared looks up the batch's negatives once.")
         # log Z; NaN until estimated (only used by loss_type "nce")
         log_z = math.log(norm_constant) if norm_constant > 0 else float("nan")
         self.register_buffer("log_norm_constant", torch.tensor(log_z))
