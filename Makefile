@@ -1,35 +1,71 @@
 # vissl-pirl: `make demo` trains PIRL on the CPU, `make test` runs the tests.
 # Both run `make install` first, which is idempotent.
-PYTHON ?= python3.11
-VENV := .venv
+# Python 3.11 to 3.13 are supported, 3.12 by default: `make PYTHON=python3.13 test`.
+PYTHON ?= python3.12
+VENV ?= .venv
+# `make test` also runs the fast tests on this second Python, in its own venv, where it is present
+SECOND_PYTHON ?= python3.13
+SECOND_VENV := .venv-second
+
+# pyenv's shims answer only for the active version: fall back to pyenv's own install of the one asked for
+find_python = $(shell command -v $(1) >/dev/null 2>&1 && $(1) -c 'import sys; print(sys.executable)' 2>/dev/null \
+	|| ls -d $${PYENV_ROOT:-$$HOME/.pyenv}/versions/$(patsubst python%,%,$(1))*/bin/$(1) 2>/dev/null | tail -n 1)
+PYTHON_BIN := $(call find_python,$(PYTHON))
 PY := $(VENV)/bin/python
-PIP := $(PY) -m pip
 STAMP := $(VENV)/.vissl-pirl-installed
 DEMO_DATA := data/demo/.complete-v1-72
+PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install demo test test-fast bench quality-guard clean
+.PHONY: install demo test test-fast test-second-python _second-venv bench quality-guard clean
 
 install: $(STAMP) $(DEMO_DATA)
 
-$(STAMP): requirements-lock.txt setup.py
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --quiet --disable-pip-version-check -r requirements-lock.txt
-	$(PIP) install --quiet --disable-pip-version-check --no-deps vissl==0.1.6 classy-vision==0.7.0
-	$(PIP) install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+# $(1): the Python to build with, $(2): the venv, $(3): the Python asked for
+define install_venv
+	@test -n "$(1)" || { echo "No $(3) found: install it, or choose a supported one with" \
+		"make PYTHON=python3.11 (or python3.12, python3.13)." >&2; exit 1; }
+	@$(1) -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] <= (3, 13) else \
+		"vissl-pirl supports Python 3.11 to 3.13, not " + sys.version.split()[0] + \
+		": choose one with make PYTHON=python3.12 (or python3.11, python3.13).")'
+	@# a venv of another Python (an older checkout's, or another PYTHON=) is rebuilt
+	@test -x $(2)/bin/python && [ "$$($(2)/bin/python -c 'import sys; print(sys.version_info[:2])')" \
+		= "$$($(1) -c 'import sys; print(sys.version_info[:2])')" ] || { rm -rf $(2) && $(1) -m venv $(2); }
+	$(2)/bin/python -m pip install $(PIP_FLAGS) -r requirements-lock.txt
+	$(2)/bin/python -m pip install $(PIP_FLAGS) --no-deps vissl==0.1.6 classy-vision==0.7.0
+	$(2)/bin/python -m pip install $(PIP_FLAGS) --no-deps --no-build-isolation \
 		--config-settings editable_mode=compat -e .
-	touch $(STAMP)
+	touch $(2)/.vissl-pirl-installed
+endef
+
+$(STAMP): requirements-lock.txt setup.py
+	$(call install_venv,$(PYTHON_BIN),$(VENV),$(PYTHON))
 
 $(DEMO_DATA): $(STAMP)
-	$(PY) -m vissl_pirl_plugin.demo_data --out data/demo
+	$(PY) -m vissl_pirl_plugin.tools.demo_data --out data/demo
 
 demo: install
-	$(PY) -m vissl_pirl_plugin.demo $(DEMO_ARGS)
+	$(PY) -m vissl_pirl_plugin.tools.demo $(DEMO_ARGS)
 
 test: install
 	$(PY) -m pytest
+	$(MAKE) --no-print-directory test-second-python
 
 test-fast: install
 	$(PY) -m pytest -m "not slow"
+
+SECOND_PYTHON_BIN := $(call find_python,$(SECOND_PYTHON))
+test-second-python:
+ifeq ($(SECOND_PYTHON_BIN),)
+	@echo "SKIPPED: the fast tests on $(SECOND_PYTHON): no $(SECOND_PYTHON) on this machine."
+else
+	@test -f $(SECOND_VENV)/.vissl-pirl-installed -a $(SECOND_VENV)/.vissl-pirl-installed -nt requirements-lock.txt \
+		-a $(SECOND_VENV)/.vissl-pirl-installed -nt setup.py || { $(MAKE) --no-print-directory _second-venv; }
+	@echo "The fast tests on $(SECOND_PYTHON) ($(SECOND_PYTHON_BIN)):"
+	$(SECOND_VENV)/bin/python -m pytest -m "not slow"
+endif
+
+_second-venv:
+	$(call install_venv,$(SECOND_PYTHON_BIN),$(SECOND_VENV),$(SECOND_PYTHON))
 
 bench: install
 	$(PY) benchmarks/run_benchmarks.py
@@ -38,4 +74,4 @@ quality-guard: install
 	$(PY) benchmarks/quality_guard.py
 
 clean:
-	rm -rf $(VENV) data/demo checkpoints build *.egg-info
+	rm -rf $(VENV) $(SECOND_VENV) data/demo checkpoints build *.egg-info

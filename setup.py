@@ -13,7 +13,7 @@ setup(
     description="PIRL (Pretext-Invariant Representation Learning) components for VISSL",
     long_description=open("README.md", encoding="utf-8").read(),
     long_description_content_type="text/markdown",
-    python_requires=">=3.8",
+    python_requires=">=3.11,<3.14",
     packages=find_packages(include=["vissl_pirl_plugin", "vissl_pirl_plugin.*"])
     + ["hydra_plugins.vissl_pirl_searchpath", "vissl_pirl_plugin.hydra_configs"],
     # a wheel ships configs/ inside the package; a source checkout reads configs/ directly
@@ -26,14 +26,24 @@ setup(
         "omegaconf>=2.1",
         "fvcore",
         "iopath",
-        "numpy<1.24",
+        "numpy",
         "scikit-learn",
         "pandas",
         "tabulate",
         "submitit",
         "Pillow",
         "opencv-python-headless",
-        "setuptools<81",
+        "tensorboard",
     ],
+    entry_points={
+        "console_scripts": [
+            "vissl-pirl-train = vissl_pirl_plugin.tools.train:cli",
+            "vissl-pirl-demo = vissl_pirl_plugin.tools.demo:cli",
+            "vissl-pirl-probe = vissl_pirl_plugin.tools.linear_probe:cli",
+            "vissl-pirl-invariance = vissl_pirl_plugin.tools.invariance:cli",
+            "vissl-pirl-voc07-svm = vissl_pirl_plugin.tools.voc07_svm:cli",
+            "vissl-pirl-convert = vissl_pirl_plugin.tools.convert_checkpoint:cli",
+        ]
+    },
     extras_require={"demo": ["scikit-image"], "test": ["pytest"]},
 )

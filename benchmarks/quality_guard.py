@@ -2,7 +2,7 @@
 
 Pre-trains the CPU demo config (``pirl_jigsaw_cpu_demo``: ResNet-10/32 on the 169
 embedded photographs, 200 epochs) once per variant with the same budget, then probes
-each frozen trunk with ``vissl_pirl_plugin.linear_probe`` (category and identity
+each frozen trunk with ``vissl_pirl_plugin.tools.linear_probe`` (category and identity
 probes, best stage). The baseline, per-sample negatives with an fp32 bank (the
 paper's setting), runs with more seeds than the others; the spread of its seeds is the
 noise that the other variants' means are compared against. A run whose final
@@ -23,10 +23,10 @@ import time
 from pathlib import Path
 from typing import Dict, List
 
-from vissl_pirl_plugin.demo import epoch_losses
-from vissl_pirl_plugin.demo_data import build_demo_dataset
-from vissl_pirl_plugin.linear_probe import run_probes
-from vissl_pirl_plugin.trained_model import config_beside, run_config
+from vissl_pirl_plugin.tools.demo import epoch_losses
+from vissl_pirl_plugin.tools.demo_data import build_demo_dataset
+from vissl_pirl_plugin.tools.linear_probe import run_probes
+from vissl_pirl_plugin.tools.trained_model import config_beside, run_config
 
 VARIANTS = {  # name -> overrides of the demo config
     "per_sample_fp32": [],
@@ -41,7 +41,7 @@ def train_and_probe(name: str, overrides: List[str], seed: int, images: Path, ou
     run_dir = out / f"{name}-seed{seed}"
     started, seconds = time.time(), None
     if not (run_dir / f"model_final_checkpoint_phase{epochs - 1}.torch").is_file():
-        subprocess.run([sys.executable, "-m", "vissl_pirl_plugin.launcher",
+        subprocess.run([sys.executable, "-m", "vissl_pirl_plugin.engine.launcher",
                         "config=pretrain/pirl/pirl_jigsaw_cpu_demo",
                         f"config.DATA.TRAIN.DATA_PATHS=[{images}]",
                         f"config.CHECKPOINT.DIR={run_dir}", f"config.SEED_VALUE={seed}",

@@ -17,7 +17,7 @@ Three measurements, each the median of ``--repeats`` timed runs after one warm-u
    collator, heads and loss against VISSL's (its chain at the same sizes).
 
 Prints a table and writes the numbers as JSON. Timings depend on the machine; the ratios
-are what the README reports.
+are what docs/performance.md reports.
 """
 import argparse
 import json
@@ -37,8 +37,8 @@ from vissl.data.ssl_transforms import get_transform
 from vissl.losses.nce_loss import NCELossWithMemory
 from vissl.models import build_model
 
-from vissl_pirl_plugin.launcher import compose_config
-from vissl_pirl_plugin.pirl_loss import PIRLLoss
+from vissl_pirl_plugin.engine.launcher import compose_config
+from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 
 IMAGENET = 1281167
 BATCH, NEGATIVES, DIM = 32, 32000, 128

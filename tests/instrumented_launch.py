@@ -18,8 +18,8 @@ import time
 import torch
 from classy_vision.generic.distributed_util import get_rank
 
-from vissl_pirl_plugin.hook_generator import pirl_hook_generator
-from vissl_pirl_plugin.noop_hook import NoopHook
+from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
+from vissl_pirl_plugin.hooks.noop_hook import NoopHook
 
 
 class StateDumpHook(NoopHook):
@@ -69,7 +69,7 @@ def instrumented_hook_generator(cfg):
 
 
 def main() -> None:
-    from vissl_pirl_plugin.launcher import compose_config, launch
+    from vissl_pirl_plugin.engine.launcher import compose_config, launch
 
     os.environ["PIRL_TEST_DUMP_DIR"] = sys.argv[1]
     args, config = compose_config(sys.argv[2:])

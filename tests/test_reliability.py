@@ -17,8 +17,8 @@ import pytest
 import torch
 from PIL import Image
 
-from vissl_pirl_plugin.non_finite_guard_hook import NonFiniteGuardHook
-from vissl_pirl_plugin.robust_disk_dataset import load_rgb_image
+from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
+from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image
 
 from conftest import write_image_folder
 from test_training_e2e import (

@@ -1,7 +1,7 @@
 """End-to-end runs of VISSL's trainer with the plugin on the CPU (slow; run in CI).
 
 They train the paper's config for a few iterations on a tiny folder of images,
-with the command-line overrides documented in README.md.
+with the command-line overrides documented in docs/training.md.
 """
 import os
 import socket
@@ -13,7 +13,7 @@ from typing import List
 import pytest
 import torch
 
-from vissl_pirl_plugin.memory_bank import MemoryBank
+from vissl_pirl_plugin.losses.memory_bank import MemoryBank
 
 from conftest import REPO, write_image_folder
 
@@ -25,7 +25,7 @@ TIMEOUT = 600
 
 
 def readme_cpu_overrides(images: Path, checkpoints: Path) -> List[str]:
-    """The paper config with exactly README's overrides for one CPU process on a folder."""
+    """The paper config with exactly the overrides of docs/training.md for one CPU process on a folder."""
     return [
         "config=pretrain/pirl/pirl_jigsaw_4node_resnet50",
         "config.MACHINE.DEVICE=cpu",
@@ -42,7 +42,7 @@ def readme_cpu_overrides(images: Path, checkpoints: Path) -> List[str]:
 
 
 def paper_config_on_cpu(images: Path, checkpoints: Path, *extra: str) -> List[str]:
-    """README's overrides, plus smaller untransformed crops (patches stay 64 x 64) and a log
+    """docs/training.md's overrides, plus smaller untransformed crops (patches stay 64 x 64) and a log
     line per step, to keep the other end-to-end tests quick and observable."""
     return [*readme_cpu_overrides(images, checkpoints),
             "config.DATA.TRAIN.TRANSFORMS.0.image_crop_size=64", "config.LOG_FREQUENCY=1", *extra]
@@ -112,7 +112,7 @@ def test_two_processes_hold_identical_banks(tmp_path, dtype):
 
 
 def test_two_processes_train_the_jigsaw_model_with_lambda_zero(tmp_path):
-    """lambda = 0 on the two-input model (README's baseline for the invariance analysis): the
+    """lambda = 0 on the two-input model (docs/benchmarks.md's baseline for the invariance analysis): the
     jigsaw head has no loss term, and DistributedDataParallel stops at the second step unless
     that head still receives a (zero) gradient."""
     images = write_image_folder(tmp_path / "images", num_images=8)

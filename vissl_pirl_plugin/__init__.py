@@ -2,30 +2,32 @@
 
 Importing the package registers its components in VISSL's registries:
 
-* loss ``pirl_loss`` (``pirl_loss.py``) with its ``MemoryBank`` (``memory_bank.py``),
-* hook ``MemoryBankUpdateHook`` (``memory_bank_hook.py``), added by
-  ``pirl_hook_generator`` (``hook_generator.py``),
-* transforms ``ImgPilToPirlPair`` (``pirl_pair_transform.py``) and
-  ``ImgPilToPirlJigsaw`` (``pirl_jigsaw_transform.py``), with the pretext
-  transforms ``jigsaw``, ``rotation`` and ``rotation_jigsaw`` (``pretext.py`` is the
-  registry users extend),
-* collator ``pirl_collator`` (``pirl_collator.py``),
-* data sources ``disk_folder`` / ``disk_filelist`` replaced by
-  ``RobustDiskImageDataset`` (``robust_disk_dataset.py``), which survives unreadable images,
-* head ``pirl_jigsaw_head`` (``pirl_jigsaw_head.py``),
-* trunk ``resnet_small`` (``resnet_small_trunk.py``): ResNet-18/10 for CPU demos.
+* ``losses/``: loss ``pirl_loss`` with its ``MemoryBank``;
+* ``data/``: collator ``pirl_collator``, the data sources ``disk_folder`` / ``disk_filelist``
+  replaced by ``RobustDiskImageDataset`` (survives unreadable images);
+* ``data/transforms/``: transforms ``ImgPilToPirlPair`` and ``ImgPilToPirlJigsaw`` with the
+  pretexts ``jigsaw``, ``rotation`` and ``rotation_jigsaw`` (``register_pretext`` adds yours);
+* ``models/``: head ``pirl_jigsaw_head``, trunk ``resnet_small`` (ResNet-18/10 for CPU demos).
+
+``hooks/`` (added by ``pirl_hook_generator``), ``engine/`` (the launcher) and ``tools/`` (what
+users run) are imported where they are used. ``vissl_compat`` patches VISSL for today's stack
+(Python 3.12+, numpy 2, setuptools 81+) first, before any VISSL module is imported.
 """
-from vissl_pirl_plugin import (  # noqa: F401  (imported to register)
+from vissl_pirl_plugin import vissl_compat
+
+vissl_compat.apply()
+
+# the imports below register components in VISSL's registries
+from vissl_pirl_plugin.data import pirl_collator, robust_disk_dataset  # noqa: E402,F401
+from vissl_pirl_plugin.data.transforms import (  # noqa: E402,F401
     jigsaw_pretext,
-    pirl_collator,
-    pirl_jigsaw_head,
     pirl_jigsaw_transform,
-    pirl_loss,
     pirl_pair_transform,
-    resnet_small_trunk,
-    robust_disk_dataset,
     rotation_pretext,
 )
+from vissl_pirl_plugin.data.transforms.pretext import register_pretext  # noqa: E402,F401
+from vissl_pirl_plugin.losses import pirl_loss  # noqa: E402,F401
+from vissl_pirl_plugin.models import pirl_jigsaw_head, resnet_small_trunk  # noqa: E402,F401
 
 robust_disk_dataset.install()
 

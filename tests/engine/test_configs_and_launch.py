@@ -1,0 +1,184 @@
+"""Configs resolve to the plugin's files from any directory; every launch path gets the hook."""
+
+import pytest
+from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
+from hydra_plugins.vissl_pirl_searchpath.vissl_pirl_searchpath import (
+    PROVIDER,
+    VisslPirlSearchPathPlugin,
+)
+from hydra_plugins.vissl_plugin.vissl_plugin import VisslPlugin
+from vissl.hooks import LogLossMetricsCheckpointHook
+from vissl.utils import distributed_launcher
+
+from vissl_pirl_plugin.engine import launcher
+from vissl_pirl_plugin.engine.config_validation import prepare_data, validate_config
+from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
+from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
+
+from conftest import REPO
+
+PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
+
+
+@pytest.fixture(autouse=True)
+def in_tmp_dir(tmp_path, monkeypatch):
+    """VISSL saves train_config.yaml to CHECKPOINT.DIR ('.') when it converts a config."""
+    monkeypatch.chdir(tmp_path)
+
+
+def compose(*overrides):
+    return launcher.compose_config(list(overrides))[1]
+
+
+@pytest.mark.parametrize("order", ["vissl_first", "plugin_first"])
+def test_plugin_configs_come_first_whatever_the_plugin_order(order):
+    search_path = ConfigSearchPathImpl()
+    plugins = [VisslPlugin(), VisslPirlSearchPathPlugin()]
+    for plugin in plugins if order == "vissl_first" else plugins[::-1]:
+        plugin.manipulate_search_path(search_path)
+    entries = search_path.get_path()
+    assert entries[0].provider == PROVIDER
+    assert entries[0].path == f"file://{REPO / 'configs'}"
+    # VISSL's own entries keep their relative order behind ours
+    assert [e.path for e in entries[1:3]] == ["file://configs", "pkg://configs"]
+
+
+@pytest.mark.parametrize("cwd", ["repo", "elsewhere"])
+def test_paper_config_is_the_plugins_from_any_directory(cwd, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO if cwd == "repo" else tmp_path)
+    cfg = compose(PAPER, f"config.CHECKPOINT.DIR={tmp_path}")
+    assert cfg.LOSS.name == "pirl_loss"  # VISSL's built-in file uses nce_loss_with_memory
+    assert cfg.DATA.TRAIN.TRANSFORMS[0]["name"] == "ImgPilToPirlJigsaw"
+
+
+def test_paper_config_carries_the_papers_hyperparameters():
+    cfg = compose(PAPER)
+    loss = cfg.LOSS.pirl_loss
+    assert (loss.lambda_weight, loss.temperature, loss.num_negatives) == (0.5, 0.07, 32000)
+    assert (loss.loss_type, loss.negative_sampling) == ("nce", "per_sample")
+    assert (loss.memory_bank.embedding_dim, loss.memory_bank.momentum) == (128, 0.5)
+    assert cfg.MODEL.TRUNK.NAME == "resnet" and cfg.MODEL.TRUNK.RESNETS.DEPTH == 50
+    dist = cfg.DISTRIBUTED
+    assert (dist.NUM_NODES, dist.NUM_PROC_PER_NODE, cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA) == (4, 8, 32)
+    opt = cfg.OPTIMIZER
+    assert (opt.name, opt.momentum, opt.weight_decay, opt.num_epochs) == ("sgd", 0.9, 1e-4, 800)
+    lr = opt.param_schedulers.lr
+    assert lr.name == "cosine"
+    # VISSL scales the lr with the global batch: 1024 images give the paper's 0.12 -> 1.2e-4
+    assert lr.start_value == pytest.approx(0.12) and lr.end_value == pytest.approx(1.2e-4)
+    jigsaw = cfg.DATA.TRAIN.TRANSFORMS[0]
+    assert jigsaw["jigsaw_crop_scale"][0] == 0.6 and jigsaw["jigsaw_crop_size"] == 255
+    assert (jigsaw["grid_size"], jigsaw["patch_size"], jigsaw["image_crop_size"]) == (3, 64, 224)
+    heads = cfg.MODEL.HEAD.PARAMS
+    assert heads[0][0][0] == "pirl_jigsaw_head" and heads[1][0][1]["dims"] == [2048, 128]
+
+
+def test_hook_generator_adds_the_bank_hook_before_checkpointing():
+    hooks = pirl_hook_generator(compose(PAPER))
+    kinds = [type(h) for h in hooks]
+    assert kinds.count(MemoryBankUpdateHook) == 1
+    assert kinds.index(MemoryBankUpdateHook) < kinds.index(LogLossMetricsCheckpointHook)
+    simclr = compose("config=pretrain/simclr/simclr_8node_resnet")
+    assert MemoryBankUpdateHook not in [type(h) for h in pirl_hook_generator(simclr)]
+
+
+def test_slurm_job_runs_with_the_bank_hook(monkeypatch):
+    """VISSL's own _ResumableSlurmJob would pass default_hook_generator (no bank updates)."""
+    import submitit
+
+    class FakeEnvironment:
+        global_rank, hostnames = 3, ["node-a", "node-b"]
+
+    seen = {}
+    monkeypatch.setattr(submitit, "JobEnvironment", FakeEnvironment)
+    monkeypatch.setattr(distributed_launcher, "launch_distributed",
+                        lambda **kwargs: seen.update(kwargs))
+    cfg = compose(PAPER, "config.SLURM.USE_SLURM=true", "config.SLURM.PORT_ID=4321")
+    launcher.PirlSlurmJob(engine_name="train", config=cfg)()
+    assert seen["node_id"] == 3
+    assert seen["cfg"].DISTRIBUTED.RUN_ID == "node-a:4321"
+    hooks = seen["hook_generator"](cfg)
+    assert any(isinstance(h, MemoryBankUpdateHook) for h in hooks)
+    resubmission = launcher.PirlSlurmJob(engine_name="train", config=cfg).checkpoint()
+    assert isinstance(resubmission.function, launcher.PirlSlurmJob)
+
+
+def test_slurm_launch_submits_the_plugin_job(monkeypatch, tmp_path):
+    import submitit
+
+    submitted = []
+
+    class FakeExecutor:
+        def __init__(self, folder):
+            pass
+
+        def update_parameters(self, **kwargs):
+            pass
+
+        def submit(self, job):
+            submitted.append(job)
+            return type("Job", (), {"job_id": "42"})()
+
+    monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
+    cfg = compose(PAPER, "config.SLURM.USE_SLURM=true", "config.SLURM.PARTITION=learn",
+                  f"config.SLURM.LOG_FOLDER={tmp_path}")
+    launcher.launch(cfg)
+    assert len(submitted) == 1 and isinstance(submitted[0], launcher.PirlSlurmJob)
+    assert distributed_launcher._ResumableSlurmJob is not launcher.PirlSlurmJob  # restored
+
+
+@pytest.mark.parametrize("override, match", [
+    ("config.MODEL.HEAD.PARAMS.0.0.1.in_dim=512",
+     r"PARAMS\[0\] \(pirl_jigsaw_head\) takes 512-d input but the trunk \(resnet\) outputs 2048"),
+    ("config.MODEL.HEAD.PARAMS.1.0.1.dims=[2048,64]",
+     r"PARAMS\[1\] \(mlp\) outputs 64-d embeddings but LOSS.pirl_loss.memory_bank.embedding_dim=128"),
+    ("config.MODEL.TRUNK.RESNETS.WIDTH_MULTIPLIER=2", "outputs 4096-d features"),
+    ("config.LOSS.pirl_loss.lambda_weight=2", r"lambda_weight=2(\.0)? must be in"),
+    ("config.LOSS.pirl_loss.temperature=0", r"temperature=0(\.0)? must be > 0"),
+    ("config.DATA.TRAIN.LABEL_TYPE=zero", "LABEL_TYPE='zero'"),
+    ("config.DATA.TRAIN.LABEL_SOURCES=[disk_folder]", "LABEL_SOURCES=.'disk_folder'."),
+])
+def test_bad_configs_fail_before_workers_start(override, match):
+    with pytest.raises(ValueError, match=match):
+        validate_config(compose(PAPER, override))
+
+
+def test_a_folder_needs_only_data_paths(image_folder):
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                  "config.LOSS.pirl_loss.num_negatives=2")
+    prepare_data(cfg)
+    assert cfg.DATA.TRAIN.LABEL_PATHS == [str(image_folder)]
+    assert cfg.DATA.TRAIN.LABEL_SOURCES == []  # labels stay the sample index
+
+
+def test_missing_folder_is_reported(tmp_path):
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{tmp_path / 'nope'}]")
+    with pytest.raises(ValueError, match="DATA_PATHS.0.=.*is not a folder"):
+        prepare_data(cfg)
+
+
+def test_num_negatives_not_below_dataset_size_is_reported(image_folder):
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]")
+    with pytest.raises(ValueError, match=r"num_negatives=32000 must be smaller than the training "
+                                         r"dataset, which has 4 images"):
+        prepare_data(cfg)
+
+
+def test_resuming_a_bank_sized_for_another_dataset_is_reported(image_folder, tmp_path):
+    import torch
+
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    torch.save({"loss": {"memory_bank.embeddings": torch.zeros(10, 128)}},
+               checkpoints / "model_phase0.torch")
+    (checkpoints / "checkpoint.torch").symlink_to(checkpoints / "model_phase0.torch")
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                  "config.LOSS.pirl_loss.num_negatives=2", f"config.CHECKPOINT.DIR={checkpoints}")
+    with pytest.raises(ValueError, match=r"memory bank of 10 entries but the training dataset has "
+                                         r"4 images"):
+        prepare_data(cfg)
+
+
+def test_queue_dataset_is_refused():
+    with pytest.raises(ValueError, match="ENABLE_QUEUE_DATASET=True"):
+        validate_config(compose(PAPER, "config.DATA.TRAIN.ENABLE_QUEUE_DATASET=true"))

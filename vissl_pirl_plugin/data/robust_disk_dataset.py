@@ -1,0 +1,67 @@
+"""``disk_folder`` / ``disk_filelist`` data sources that survive unreadable images.
+
+VISSL 0.1.6's ``DiskImageDataset`` crashes on the first unreadable file of a
+``disk_folder``: its error handler formats ``self.image_dataset[idx]`` into the
+log message, which loads the broken file a second time and raises again. It
+also converts 16-bit images with PIL's ``convert("RGB")``, which clips them to
+white. ``RobustDiskImageDataset`` reads each file itself, converts any PIL mode
+properly (``image_utils.to_rgb_uint8``) and, for a file that cannot be decoded
+(truncated JPEG, zero bytes, not an image), returns VISSL's grey placeholder
+with ``is_success=False``. ``pirl_collator`` then labels it ``ignore_index`` so it
+never reaches the loss or the memory bank, and ``UnreadableImageHook`` reports
+it. Importing the plugin installs this class behind both source names.
+"""
+from pathlib import Path
+from typing import List, Tuple
+
+from iopath.common.file_io import g_pathmgr
+from PIL import Image
+from vissl.data import DATASET_SOURCE_MAP
+from vissl.data.data_helper import get_mean_image
+from vissl.data.disk_dataset import DiskImageDataset
+
+from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
+
+# what PIL raises on undecodable input (UnidentifiedImageError is an OSError)
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def load_rgb_image(path: str) -> Image.Image:
+    """Decodes ``path`` fully into an 8-bit RGB PIL image (raises ``DECODE_ERRORS``)."""
+    with g_pathmgr.open(path, "rb") as handle:
+        image = Image.open(handle)
+        image.load()
+    return Image.fromarray(to_rgb_uint8(image).permute(1, 2, 0).numpy())
+
+
+class RobustDiskImageDataset(DiskImageDataset):
+    def image_path(self, idx: int) -> str:
+        """The file behind dataset index ``idx``."""
+        if not self.is_initialized:
+            self._load_data(self._path)
+            self.is_initialized = True
+        if self.data_source == "disk_folder":
+            return self.image_dataset.samples[idx][0]
+        return self._replace_img_path_prefix(str(self.image_dataset[idx]), self._remove_prefix,
+                                             self._new_prefix)
+
+    def __getitem__(self, idx: int) -> Tuple[Image.Image, bool]:
+        try:
+            return load_rgb_image(self.image_path(idx)), True
+        except DECODE_ERRORS:
+            return get_mean_image(self.cfg["DATA"][self.split].DEFAULT_GRAY_IMG_SIZE), False
+
+
+def read_image_folder(folder: Path) -> Tuple[List[Image.Image], List[int]]:
+    """All images of a ``disk_folder`` (images in class sub-folders) and their class indices
+    (sub-folders in sorted order), read with ``load_rgb_image``."""
+    from torchvision.datasets import ImageFolder
+
+    dataset = ImageFolder(str(folder), loader=load_rgb_image)
+    return [dataset[i][0] for i in range(len(dataset))], list(dataset.targets)
+
+
+def install() -> None:
+    """Puts ``RobustDiskImageDataset`` behind VISSL's ``disk_folder`` and ``disk_filelist``."""
+    for source in ("disk_folder", "disk_filelist"):
+        DATASET_SOURCE_MAP[source] = RobustDiskImageDataset

@@ -1,0 +1,57 @@
+"""``ImgPilToPirlPair``: a dataset image -> the pair ``[I, I^t]`` PIRL trains on (paper §2, App. A).
+
+``I`` is "a 224 x 224 image obtained by applying standard data augmentation
+(flip, random resized crop, color jitter, hue, contrast, saturation)". ``I^t``
+comes from a registered pretext transform (``pretext.py``): ``jigsaw``,
+``rotation``, ``rotation_jigsaw`` or one of the user's. With ``pretext: null``
+only ``I`` is returned (NPID / NPID++). Both are returned as normalised float
+tensors for ``pirl_collator``; the sample-index label is left untouched.
+
+The paper gives no jitter strengths; brightness, contrast, saturation 0.4 and
+hue 0.2 are those of the authors' released config.
+"""
+from typing import Any, Dict, List, Optional, Sequence
+
+import torch
+from classy_vision.dataset.transforms import register_transform
+from classy_vision.dataset.transforms.classy_transform import ClassyTransform
+from PIL import Image
+from torchvision.transforms import v2
+
+from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
+from vissl_pirl_plugin.data.transforms.color_jitter import PhotometricAugmentation
+from vissl_pirl_plugin.data.transforms.normalization import to_normalized_float
+from vissl_pirl_plugin.data.transforms.pretext import build_pretext
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@register_transform("ImgPilToPirlPair")
+class ImgPilToPirlPair(ClassyTransform):
+    """PIL image -> ``[I (3, 224, 224), I^t]`` (or ``[I]`` without a pretext)."""
+
+    def __init__(self, pretext: Optional[Dict[str, Any]] = None, image_crop_size: int = 224,
+                 image_crop_scale: Sequence[float] = (0.08, 1.0), flip_p: float = 0.5,
+                 color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.2), jitter_p: float = 1.0,
+                 grayscale_p: float = 0.0, blur_p: float = 0.0,
+                 blur_sigma: Sequence[float] = (0.1, 2.0),
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+        self.image_transform = v2.Compose([
+            v2.RandomResizedCrop(image_crop_size, scale=tuple(image_crop_scale), antialias=True),
+            v2.RandomHorizontalFlip(flip_p),
+            PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
+        ])
+        self.pretext = None if pretext is None else build_pretext(pretext)
+        self.normalize = to_normalized_float(mean, std)
+
+    def __call__(self, image: Image.Image) -> List[torch.Tensor]:
+        pixels = to_rgb_uint8(image)
+        views = [self.image_transform(pixels)]
+        if self.pretext is not None:
+            views.append(self.pretext(pixels))
+        return [self.normalize(view) for view in views]
+
+    @classmethod
+    def from_config(cls, config: Dict[str, Any]) -> "ImgPilToPirlPair":
+        return cls(**{k: v for k, v in config.items() if k not in ("name", "indices")})

@@ -1,0 +1,57 @@
+"""Rotation pretext transforms of PIRL: ``rotation`` and ``rotation_jigsaw`` (paper §4.3, App. A.2).
+
+``rotation``: "we use the standard data augmentation described earlier (geometric
++ photometric) to get a 224 x 224 image, followed by a random rotation from
+{0, 90, 180, 270} degrees". ``rotation_jigsaw``: "we obtain I^t by first applying
+a rotation and then performing a Jigsaw transformation". The rotation is never
+written into the label (VISSL's ``ImgRotatePil`` replaces the sample index with
+the rotation class, which PIRL cannot use).
+"""
+from typing import Any, Sequence
+
+import torch
+from torchvision.transforms import v2
+
+from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
+from vissl_pirl_plugin.data.transforms.color_jitter import PhotometricAugmentation
+from vissl_pirl_plugin.data.transforms.pretext import register_pretext
+
+NUM_ROTATIONS = 4
+
+
+def rotate(pixels: torch.Tensor, quarter_turns: int) -> torch.Tensor:
+    """Rotates ``(..., C, H, W)`` pixels counter-clockwise by ``quarter_turns * 90`` degrees."""
+    return torch.rot90(pixels, quarter_turns, dims=(-2, -1))
+
+
+def random_quarter_turns() -> int:
+    return int(torch.randint(NUM_ROTATIONS, ()))
+
+
+@register_pretext("rotation")
+class RotationPretext:
+    """uint8 ``(3, H, W)`` -> uint8 ``(3, crop_size, crop_size)``: augmented, then rotated."""
+
+    def __init__(self, crop_size: int = 224, crop_scale: Sequence[float] = (0.08, 1.0),
+                 flip_p: float = 0.5, color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.2),
+                 jitter_p: float = 1.0, grayscale_p: float = 0.0, blur_p: float = 0.0,
+                 blur_sigma: Sequence[float] = (0.1, 2.0)) -> None:
+        self.augment = v2.Compose([
+            v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True),
+            v2.RandomHorizontalFlip(flip_p),
+            PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
+        ])
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return rotate(self.augment(pixels), random_quarter_turns())
+
+
+@register_pretext("rotation_jigsaw")
+class RotationJigsawPretext:
+    """Rotation by a random multiple of 90 degrees, then ``jigsaw`` (same arguments as it)."""
+
+    def __init__(self, **jigsaw_params: Any) -> None:
+        self.jigsaw = JigsawPretext(**jigsaw_params)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.jigsaw(rotate(pixels, random_quarter_turns()))

@@ -1,0 +1,192 @@
+"""Preparation and checks of a PIRL config, run in the launcher before any worker starts.
+
+Each failure is one ``ValueError`` naming the offending key, its value and the
+fix. Checks that need the dataset (its size against ``num_negatives``, indices
+against the bank) run when the loss is built and on each step.
+"""
+import os
+from typing import List, Optional
+
+import numpy as np
+import torch
+import torchvision.transforms
+from classy_vision.dataset.transforms import TRANSFORM_REGISTRY, TRANSFORM_VIDEO
+from torchvision.datasets import ImageFolder
+from torchvision.datasets.folder import IMG_EXTENSIONS
+from vissl.config import AttrDict
+from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
+
+from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
+from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
+from vissl_pirl_plugin.models.resnet_small_trunk import small_resnet_depth_and_width
+
+# output dimension of VISSL's ResNet trunk ("flatten" / res5) per unit of width
+RESNET_BOTTLENECK_DIM = 2048
+
+
+def validate_config(cfg: AttrDict) -> None:
+    """Validates the training transforms and, with ``pirl_loss``, the PIRL settings."""
+    validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
+    if cfg.LOSS.name != "pirl_loss":
+        return
+    if "pirl_loss" not in cfg.LOSS:
+        raise ValueError("LOSS.name=pirl_loss but the config has no LOSS.pirl_loss section. "
+                         "Start from config=pretrain/pirl/pirl_jigsaw_4node_resnet50.")
+    loss = cfg.LOSS.pirl_loss
+    check_loss_params(loss.lambda_weight, loss.temperature, loss.num_negatives, loss.loss_type,
+                      loss.negative_sampling, num_train_samples=None)
+    train = cfg.DATA.TRAIN
+    if train.LABEL_TYPE != "sample_index":
+        raise ValueError(
+            f"DATA.TRAIN.LABEL_TYPE={train.LABEL_TYPE!r}: pirl_loss indexes its memory "
+            "bank by dataset index. Set config.DATA.TRAIN.LABEL_TYPE=sample_index.")
+    if train.ENABLE_QUEUE_DATASET:
+        raise ValueError(
+            "DATA.TRAIN.ENABLE_QUEUE_DATASET=True replaces an unreadable image by another image "
+            "under the same index, which would write that other image into the memory bank. Set "
+            "config.DATA.TRAIN.ENABLE_QUEUE_DATASET=false: unreadable images are left out instead.")
+    if len(train.LABEL_SOURCES) > 0:
+        raise ValueError(
+            f"DATA.TRAIN.LABEL_SOURCES={list(train.LABEL_SOURCES)}: with label sources VISSL "
+            "replaces the sample index by class labels, and pirl_loss would index its memory bank "
+            "by class. Set config.DATA.TRAIN.LABEL_SOURCES=[] (a folder needs only DATA_PATHS).")
+    _validate_heads(cfg, loss.memory_bank.embedding_dim)
+
+
+def prepare_data(cfg: AttrDict) -> None:
+    """Data checks that need the dataset on this machine; fills ``LABEL_PATHS`` for folders.
+
+    * ``DATA.TRAIN.DATA_PATHS=[/a/folder]`` alone is enough to train on a folder:
+      VISSL 0.1.6 ships no dataset catalog and looks the dataset name up (a
+      KeyError) unless ``LABEL_PATHS`` is set, so for a ``disk_folder`` source
+      without one it is set to the data path. With ``LABEL_SOURCES`` empty VISSL
+      never reads labels from it and the sample index stays the label.
+    * A missing folder, ``num_negatives`` >= the dataset size, and a resumed
+      checkpoint whose memory bank was sized for another dataset are reported here.
+    """
+    train = cfg.DATA.TRAIN
+    for index, (source, path) in enumerate(zip(train.DATA_SOURCES, train.DATA_PATHS)):
+        if source == "disk_folder" and not os.path.isdir(path):
+            raise ValueError(
+                f"DATA.TRAIN.DATA_PATHS[{index}]={path!r} is not a folder. Point "
+                "config.DATA.TRAIN.DATA_PATHS at a folder of images (sub-folders allowed).")
+    if len(train.DATA_PATHS) > 0 and len(train.LABEL_PATHS) == 0 and len(train.LABEL_SOURCES) == 0:
+        train.LABEL_PATHS = list(train.DATA_PATHS)
+    if cfg.LOSS.name != "pirl_loss":
+        return
+    size = train_dataset_size(cfg)
+    if size is None:
+        return
+    num_negatives = cfg.LOSS.pirl_loss.num_negatives
+    if num_negatives >= size:
+        raise ValueError(
+            f"LOSS.pirl_loss.num_negatives={num_negatives} must be smaller than the training "
+            f"dataset, which has {size} images ({list(train.DATA_PATHS)}). Lower it, e.g. "
+            f"config.LOSS.pirl_loss.num_negatives={max(1, size // 2)}.")
+    _check_resumed_bank(cfg, size)
+
+
+def train_dataset_size(cfg: AttrDict) -> Optional[int]:
+    """Images VISSL will see for ``disk_folder`` / ``disk_filelist`` sources, else None."""
+    train = cfg.DATA.TRAIN
+    if len(train.DATA_SOURCES) != 1 or len(train.DATA_PATHS) != 1:
+        return None
+    source, path = train.DATA_SOURCES[0], train.DATA_PATHS[0]
+    if source == "disk_folder":
+        size = len(ImageFolder.make_dataset(path, ImageFolder.find_classes(None, path)[1],
+                                            extensions=IMG_EXTENSIONS))
+    elif source == "disk_filelist":
+        size = len(np.load(path, mmap_mode="r"))
+    else:
+        return None
+    return min(size, train.DATA_LIMIT) if train.DATA_LIMIT > 0 else size
+
+
+def resume_checkpoint(cfg: AttrDict) -> Optional[str]:
+    """The checkpoint VISSL's ``launch_distributed`` will resume from, if any (same rules)."""
+    folder = get_checkpoint_folder(cfg)
+    link = os.path.join(folder, "checkpoint.torch")
+    if cfg.CHECKPOINT.USE_SYMLINK_CHECKPOINT_FOR_RESUME and os.path.exists(link):
+        return link
+    path = get_resume_checkpoint(cfg, checkpoint_folder=folder)
+    return path if path is not None and os.path.isfile(path) else None
+
+
+def _check_resumed_bank(cfg: AttrDict, size: int) -> None:
+    checkpoint = resume_checkpoint(cfg) if cfg.CHECKPOINT.AUTO_RESUME else None
+    if checkpoint is None:
+        return
+    state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+    bank = state.get("loss", {}).get("memory_bank.embeddings")
+    if bank is not None and bank.shape[0] != size:
+        raise ValueError(
+            f"CHECKPOINT.DIR={cfg.CHECKPOINT.DIR!r}: the checkpoint to resume, {checkpoint}, holds a "
+            f"memory bank of {bank.shape[0]} entries but the training dataset has {size} images. "
+            "Resume with the dataset it was trained on, or start a new run in another "
+            "config.CHECKPOINT.DIR.")
+
+
+def validate_transforms(transforms: List[dict]) -> None:
+    """Unknown transform names, and bad arguments of the PIRL transforms, fail here.
+
+    The PIRL pair transforms are built once, which also imports a user's pretext
+    module and generates a fixed permutation set, so their errors surface before
+    any worker starts.
+    """
+    for index, transform in enumerate(transforms):
+        name = transform["name"]
+        if "transform_type" in transform:  # e.g. augly, built by VISSL's own wrapper
+            continue
+        known = name in TRANSFORM_REGISTRY or name in TRANSFORM_VIDEO
+        if not known and not hasattr(torchvision.transforms, name):
+            raise ValueError(
+                f"DATA.TRAIN.TRANSFORMS[{index}].name={name!r} is not a registered transform. "
+                "PIRL's are ImgPilToPirlJigsaw and ImgPilToPirlPair; a transform of your own must "
+                "be registered with classy_vision's @register_transform in an imported module.")
+        if issubclass(TRANSFORM_REGISTRY.get(name, object), ImgPilToPirlPair):
+            try:
+                TRANSFORM_REGISTRY[name].from_config(dict(transform))
+            except (TypeError, ValueError, ImportError) as error:
+                raise ValueError(f"DATA.TRAIN.TRANSFORMS[{index}] ({name}): {error}") from error
+
+
+def _validate_heads(cfg: AttrDict, embedding_dim: int) -> None:
+    trunk_dim = trunk_output_dim(cfg.MODEL.TRUNK)
+    heads = cfg.MODEL.HEAD.PARAMS
+    if len(cfg.MODEL.MULTI_INPUT_HEAD_MAPPING) == 0:
+        heads = [heads]  # a single-input model has one head: a list of layers
+    for head_index, head in enumerate(heads):
+        in_dim, out_dim = _head_dims(head)
+        key = f"MODEL.HEAD.PARAMS[{head_index}]"
+        if trunk_dim is not None and in_dim is not None and in_dim != trunk_dim:
+            raise ValueError(
+                f"{key} ({head[0][0]}) takes {in_dim}-d input but the trunk "
+                f"({cfg.MODEL.TRUNK.NAME}) outputs {trunk_dim}-d features. Set the head's input "
+                f"dimension to {trunk_dim}.")
+        if out_dim is not None and out_dim != embedding_dim:
+            raise ValueError(
+                f"{key} ({head[-1][0]}) outputs {out_dim}-d embeddings but "
+                f"LOSS.pirl_loss.memory_bank.embedding_dim={embedding_dim}. Make them equal.")
+
+
+def trunk_output_dim(trunk: AttrDict) -> Optional[int]:
+    """Feature dimension of VISSL's ResNet and the plugin's resnet_small; None for others."""
+    if trunk.NAME == "resnet":
+        return RESNET_BOTTLENECK_DIM * int(trunk.RESNETS.WIDTH_MULTIPLIER)
+    if trunk.NAME == "resnet_small":
+        return 8 * small_resnet_depth_and_width(trunk)[1]
+    return None
+
+
+def _head_dims(head: List) -> tuple:
+    """``(input dim, output dim)`` of a head given as ``[[name, params], ...]``."""
+    return _layer_dims(head[0])[0], _layer_dims(head[-1])[1]
+
+
+def _layer_dims(layer: List) -> tuple:
+    name, params = layer[0], layer[1] if len(layer) > 1 else {}
+    if name == "mlp":
+        return params["dims"][0], params["dims"][-1]
+    if name == "pirl_jigsaw_head":
+        return params.get("in_dim", 2048), params.get("out_dim", 128)
+    return None, None

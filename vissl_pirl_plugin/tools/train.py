@@ -1,0 +1,27 @@
+"""Pre-training and benchmarks with VISSL's trainer and the plugin's hooks: VISSL's
+``tools/run_distributed_engines.py`` command line, e.g. ::
+
+    python -m vissl_pirl_plugin.tools.train config=pretrain/pirl/pirl_jigsaw_4node_resnet50
+
+(also ``vissl-pirl-train ...`` or ``python tools/run_distributed_engines.py ...``). Set
+``config.SLURM.USE_SLURM=true`` for SLURM, or ``config.DISTRIBUTED.NUM_NODES=N`` and
+``node_id=K`` (one launcher per node) for several nodes. Every path trains with the memory-bank
+hook (``vissl_pirl_plugin.engine.launcher``).
+"""
+import sys
+from pathlib import Path
+
+
+def cli() -> None:
+    """The console script ``vissl-pirl-train``."""
+    # Imported here, as in VISSL's launcher, so that submitit workers start cleanly.
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(f"usage: {Path(sys.argv[0]).name} config=NAME [config.KEY=VALUE ...] [node_id=K]\n{__doc__}")
+        return
+    from vissl_pirl_plugin.engine.launcher import main
+
+    main(sys.argv[1:])
+
+
+if __name__ == "__main__":
+    cli()
