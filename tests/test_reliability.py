@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
+from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image
 
 from conftest import write_image_folder
@@ -67,12 +68,15 @@ def test_each_kind_of_file_is_decoded_or_refused(tmp_path):
 
 
 def test_non_finite_output_or_loss_stops_with_the_step():
-    task = SimpleNamespace(iteration=17, phase_idx=2, checkpoint_folder="/ckpt",
+    task = SimpleNamespace(iteration=17, phase_idx=2, train=True, losses=[float("inf")],
+                           base_loss=PIRLLoss(num_train_samples=10, num_negatives=3),
                            last_batch=SimpleNamespace(model_output=[torch.ones(2), torch.tensor(
-                               [1.0, float("nan")])], loss=torch.tensor(float("inf"))))
-    with pytest.raises(FloatingPointError, match="Non-finite model output at training step 17"):
+                               [1.0, float("nan")])]))
+    with pytest.raises(FloatingPointError, match=r"Non-finite model output \(1 values\) at "
+                                                 "training step 17 on rank 0"):
         NonFiniteGuardHook().on_forward(task)
-    with pytest.raises(FloatingPointError, match=r"Non-finite loss \(inf\) at training step 17"):
+    with pytest.raises(FloatingPointError, match=r"Non-finite loss \(inf, averaged over ranks\) "
+                                                 "at training step 17"):
         NonFiniteGuardHook().on_loss_and_meter(task)
 
 
@@ -204,7 +208,8 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
                             cwd=tmp_path, env=env, capture_output=True, text=True,
                             timeout=TIMEOUT)
     assert result.returncode != 0
-    assert "Non-finite model output at training step 5" in result.stderr
+    assert re.search(r"Non-finite model output \(\d+ values\) at training step 5 on rank 0",
+                     result.stderr)
     assert sorted(p.name for p in checkpoints.glob("*.torch")) == [
         "checkpoint.torch", "model_phase0.torch"]
     good = torch.load(checkpoints / "checkpoint.torch", map_location="cpu", weights_only=False)

@@ -5,7 +5,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
+from vissl_pirl_plugin.hooks import memory_bank_hook
+from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook, bank_checksum
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 
 
@@ -43,3 +44,37 @@ def test_no_update_outside_training_and_wrong_loss_is_reported():
     assert torch.equal(loss.memory_bank.embeddings, before)
     with pytest.raises(TypeError, match="LOSS.name=pirl_loss"):
         hook.on_update(make_task(torch.nn.CrossEntropyLoss(), [], torch.tensor([0])))
+
+
+def test_checksum_in_chunks_equals_the_whole_bank_sum_and_catches_swapped_rows(monkeypatch):
+    bank = torch.randn(1000, 16)
+    flat = bank.reshape(-1).double()
+    weights = torch.arange(1, flat.numel() + 1, dtype=torch.float64)
+    whole = torch.stack([flat.sum(), (flat * weights).sum() / flat.numel()])
+    monkeypatch.setattr(memory_bank_hook, "CHECKSUM_CHUNK_ROWS", 64)
+    chunked = bank_checksum(bank)
+    assert torch.allclose(chunked, whole, rtol=1e-12)
+    swapped = bank[[1, 0, *range(2, 1000)]]
+    assert bank_checksum(swapped)[0] == pytest.approx(float(chunked[0]), rel=1e-12)
+    assert bank_checksum(swapped)[1] != chunked[1]
+
+
+@pytest.mark.parametrize("iter_frequency, epoch_frequency, steps, gathers", [
+    (0, 10, [1, 2, 3], 0),   # neither a step nor this epoch (1 of 0-4) is checkpointed
+    (2, 10, [1, 2, 3, 4], 2),
+    (0, 1, [1, 2], 1),       # the epoch end is
+])
+def test_sharded_bank_is_gathered_only_when_vissl_writes_a_checkpoint(
+        monkeypatch, iter_frequency, epoch_frequency, steps, gathers):
+    loss = PIRLLoss(num_train_samples=10, num_negatives=3, embedding_dim=4)
+    calls = []
+    monkeypatch.setattr(loss.memory_bank, "gather_for_checkpoint", lambda: calls.append(1))
+    task = SimpleNamespace(base_loss=loss, train=True, train_phase_idx=1, num_train_phases=5,
+                           config={"CHECKPOINT": {"CHECKPOINT_ITER_FREQUENCY": iter_frequency,
+                                                  "CHECKPOINT_FREQUENCY": epoch_frequency}})
+    hook = MemoryBankUpdateHook()
+    for step in steps:
+        task.iteration = step
+        hook.on_step(task)
+    hook.on_phase_end(task)
+    assert len(calls) == gathers

@@ -3,6 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from vissl_pirl_plugin.distributed_checks import agree_on_failures
 from vissl_pirl_plugin.losses.memory_bank import MemoryBank, first_occurrences
 
 
@@ -39,13 +40,19 @@ def test_repeated_index_uses_first_occurrence():
     new = F.normalize(torch.randn(3, 3), dim=1)
     bank.update(new, torch.tensor([2, 4, 2]))
     assert torch.allclose(bank.embeddings[2], new[0], atol=1e-6)
-    assert torch.equal(first_occurrences(torch.tensor([5, 1, 5, 1, 3])), torch.tensor([1, 4, 0]))
+    assert torch.equal(first_occurrences(torch.tensor([5, 1, 5, 1, 3])),
+                       torch.tensor([0, 1, 0, 1, 4]))
 
 
 def test_update_rejects_bad_indices_and_dims():
     bank = MemoryBank(5, 3)
+    before = bank.embeddings.clone()
+    bank.update(torch.zeros(2, 3), torch.tensor([5, -2]))
+    assert torch.equal(bank.embeddings, before)  # nothing written out of range
+    agree_on_failures(bank.failures, step=0)  # the loss reports them, on the rank that owns them
+    assert bank.check_indices(torch.tensor([3, 5, -2])).tolist() == [True, False, False]
     with pytest.raises(IndexError, match="Dataset index 5 is outside the memory bank"):
-        bank.update(torch.zeros(1, 3), torch.tensor([5]))
+        agree_on_failures(bank.failures, step=0)
     with pytest.raises(ValueError, match="embedding_dim 3"):
         bank.update(torch.zeros(1, 4), torch.tensor([0]))
 
@@ -72,3 +79,29 @@ def test_float16_storage_halves_memory_and_stays_close_to_float32():
     assert (full.embeddings - half.embeddings.float()).abs().max() < 2e-3
     with pytest.raises(ValueError, match="memory_bank.dtype='bfloat8'"):
         MemoryBank(4, 2, dtype="bfloat8")
+
+
+def test_update_masks_left_out_entries_and_repeats_without_host_syncs():
+    """Masks replace boolean indexing and torch.unique: same rows written as before."""
+    bank = MemoryBank(6, 3, momentum=0.0)
+    before = bank.embeddings.clone()
+    new = F.normalize(torch.randn(5, 3), dim=1)
+    bank.update(new, torch.tensor([4, 1, 4, 2, 1]), keep=torch.tensor([True, False, True, True,
+                                                                        True]))
+    assert torch.allclose(bank.embeddings[4], new[0], atol=1e-6)  # first occurrence of 4
+    assert torch.allclose(bank.embeddings[1], new[4], atol=1e-6)  # first kept occurrence of 1
+    assert torch.allclose(bank.embeddings[2], new[3], atol=1e-6)
+    assert torch.equal(bank.embeddings[[0, 3, 5]], before[[0, 3, 5]])
+
+
+def test_a_shard_holding_none_of_the_indices_is_unchanged():
+    shard = MemoryBank(100, 4, num_shards=2, shard_index=1)
+    before = shard.embeddings.clone()
+    shard.update(F.normalize(torch.randn(3, 4), dim=1), torch.tensor([3, 49, 0]))
+    assert torch.equal(shard.embeddings, before)
+
+
+def test_first_occurrences_match_a_direct_search():
+    values = torch.randint(0, 7, (200,))
+    expected = [values.tolist().index(v) for v in values.tolist()]
+    assert first_occurrences(values).tolist() == expected

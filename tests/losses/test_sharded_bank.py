@@ -43,37 +43,44 @@ def look_up_in_shards(rank: int, init_file: str, dtype: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     shard = MemoryBank(100, 6, init_seed=5, dtype=dtype, num_shards=2, shard_index=rank)
     rows = [shard.lookup(LOOKUPS[rank]), shard.lookup(LOOKUPS[rank].flip(0).view(-1, 2))]
-    torch.save(rows, f"{out}{rank}.pt")
+    shard.gather_for_checkpoint()
+    torch.save([*rows, shard.checkpoint_copy], f"{out}{rank}.pt")
     dist.destroy_process_group()
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])
 def test_sharded_lookup_returns_exactly_the_whole_banks_rows(tmp_path, dtype):
-    """Two gloo processes, uneven requests: every row comes from its owner, bit for bit."""
+    """Two gloo processes, uneven requests: every row comes from its owner, bit for bit; the
+    whole bank is assembled on rank 0 only."""
     out = str(tmp_path / "rows")
     mp.spawn(look_up_in_shards, args=(str(tmp_path / "init"), dtype, out), nprocs=2)
     whole = MemoryBank(100, 6, init_seed=5, dtype=dtype)
     for rank, indices in LOOKUPS.items():
-        flat, pairs = torch.load(f"{out}{rank}.pt")
+        flat, pairs, whole_copy = torch.load(f"{out}{rank}.pt")
+        # gathered to rank 0 only (was an all_gather: a whole bank on every rank)
+        assert torch.equal(whole_copy, whole.embeddings) if rank == 0 else whole_copy is None
         assert flat.dtype == torch.float32 and torch.equal(flat, whole.lookup(indices))
         assert pairs.shape == (len(indices) // 2, 2, 6)
         assert torch.equal(pairs, whole.lookup(indices.flip(0).view(-1, 2)))
 
 
-@pytest.mark.parametrize("sampling, warned", [("per_sample", True), ("shared", False)])
-def test_sharding_with_per_sample_negatives_warns_of_the_lookup_volume(monkeypatch, caplog,
-                                                                       sampling, warned):
+def test_sharding_with_per_sample_negatives_is_refused_naming_shared(monkeypatch):
+    """Per-sample negatives fetched 1 + N rows per image from the other ranks (500 MiB per
+    rank per step at the paper's sizes): refused at loss construction and config validation."""
     monkeypatch.setattr(pirl_loss, "get_world_size", lambda: 4)
     monkeypatch.setattr(pirl_loss, "get_rank", lambda: 1)
+    with pytest.raises(ValueError, match="negative_sampling=shared"):
+        pirl_loss.PIRLLoss(num_negatives=32000, num_train_samples=100000, sharded_bank=True)
+    with pytest.raises(ValueError, match="negative_sampling=shared"):
+        pirl_loss.check_loss_params(0.5, 0.07, 32000, "nce", "per_sample", None,
+                                    sharded_bank=True)
     loss = pirl_loss.PIRLLoss(num_negatives=32000, num_train_samples=100000,
-                              negative_sampling=sampling, sharded_bank=True)
+                              negative_sampling="shared", sharded_bank=True)
     assert loss.memory_bank.embeddings.shape == (25000, 128)
-    assert ("500 MiB" in caplog.text and "negative_sampling=shared" in caplog.text) == warned
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sampling", ["per_sample", "shared"])
-def test_two_ranks_train_identically_with_a_sharded_or_replicated_bank(tmp_path, sampling):
+def test_two_ranks_train_identically_with_a_sharded_or_replicated_bank(tmp_path):
     images = write_image_folder(tmp_path / "images", num_images=8)
     results = {}
     for mode in ("replicated", "sharded"):
@@ -82,7 +89,7 @@ def test_two_ranks_train_identically_with_a_sharded_or_replicated_bank(tmp_path,
         overrides = paper_config_on_cpu(
             images, folder / "ckpt", "config.DISTRIBUTED.NUM_PROC_PER_NODE=2",
             "config.OPTIMIZER.num_epochs=2", "config.LOSS.pirl_loss.num_negatives=5",
-            f"config.LOSS.pirl_loss.negative_sampling={sampling}",
+            "config.LOSS.pirl_loss.negative_sampling=shared",
             f"config.LOSS.pirl_loss.memory_bank.sharded={mode == 'sharded'}")
         run([INSTRUMENTED, str(folder), *overrides], cwd=tmp_path)
         losses = [json.loads(line)["loss"]

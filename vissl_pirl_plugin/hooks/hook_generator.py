@@ -32,8 +32,7 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
     hooks[position:position] = [
         PhaseSeedHook(cfg.SEED_VALUE),
         UnreadableImageHook(),
-        NonFiniteGuardHook(),
-        MemoryBankUpdateHook(bank.get("consistency_check_period", 0),
-                             cfg.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY),
+        NonFiniteGuardHook(cfg.LOSS.pirl_loss.get("check_period", 1)),
+        MemoryBankUpdateHook(bank.get("consistency_check_period", 0)),
     ]
     return hooks

@@ -12,9 +12,12 @@ cheap checksum of its bank and compares it with every other rank's; any drift
 stops the run with a ``RuntimeError`` naming the step and the ranks.
 
 A sharded bank (``memory_bank.sharded``) is neither broadcast nor compared (ranks
-hold different rows); before each epoch end and each step that VISSL may
-checkpoint (``CHECKPOINT_ITER_FREQUENCY``), the hook assembles it on rank 0 so the
-checkpoint holds the whole bank.
+hold different rows); before each step and epoch end at which VISSL writes a checkpoint
+(``checkpoint_schedule``), the hook gathers it on rank 0 so the checkpoint holds the whole
+bank, and only then.
+
+The step makes no host sync here: failed images are masked, not dropped by boolean
+indexing, and bad indices are recorded for ``NonFiniteGuardHook`` to agree on.
 """
 from typing import List
 
@@ -25,15 +28,18 @@ from classy_vision.generic.distributed_util import (
     is_distributed_training_run,
 )
 
+from vissl_pirl_plugin.hooks.checkpoint_schedule import (
+    writes_iteration_checkpoint,
+    writes_phase_checkpoint,
+)
 from vissl_pirl_plugin.hooks.noop_hook import NoopHook
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 
 
 class MemoryBankUpdateHook(NoopHook):
-    def __init__(self, consistency_check_period: int = 0, checkpoint_iter_frequency: int = 0) -> None:
+    def __init__(self, consistency_check_period: int = 0) -> None:
         super().__init__()
         self.consistency_check_period = consistency_check_period
-        self.checkpoint_iter_frequency = checkpoint_iter_frequency
         self.updates = 0
 
     @staticmethod
@@ -56,30 +62,43 @@ class MemoryBankUpdateHook(NoopHook):
                                                         task.last_batch.target)
         if is_distributed_training_run():
             embeddings, indices = gather_from_all(embeddings), gather_from_all(indices)
-        keep = indices != loss.ignore_index
         bank = loss.memory_bank
         bank.checkpoint_copy = None  # a copy assembled for an earlier checkpoint is stale now
-        bank.update(embeddings[keep], indices[keep])
+        bank.update(embeddings, indices, keep=indices != loss.ignore_index)
         self.updates += 1
         period = self.consistency_check_period
         if period > 0 and self.updates % period == 0 and not bank.sharded:
             check_same_on_all_ranks(bank.embeddings, task.iteration)
 
     def on_step(self, task) -> None:
-        frequency = self.checkpoint_iter_frequency
-        if task.train and frequency > 0 and task.iteration % frequency == 0:
+        if writes_iteration_checkpoint(task):
             self.pirl_loss(task).memory_bank.gather_for_checkpoint()
 
     def on_phase_end(self, task) -> None:
-        if task.train:
+        if writes_phase_checkpoint(task):
             self.pirl_loss(task).memory_bank.gather_for_checkpoint()
 
 
+CHECKSUM_CHUNK_ROWS = 65536
+
+
 def bank_checksum(bank: torch.Tensor) -> torch.Tensor:
-    """Two float64 sums of the bank, the second weighted by position (catches swapped rows)."""
-    flat = bank.detach().reshape(-1).double()
-    weights = torch.arange(1, flat.numel() + 1, device=flat.device, dtype=torch.float64)
-    return torch.stack([flat.sum(), (flat * weights).sum() / flat.numel()])
+    """Two float64 sums of the bank, the second weighted by position (catches swapped rows).
+
+    Computed ``CHECKSUM_CHUNK_ROWS`` rows at a time: float64 copies of one chunk only
+    (ImageNet's bank would need 1.2 GiB, plus as much for the weights).
+    """
+    flat = bank.detach().reshape(bank.shape[0], -1)
+    width = flat.shape[1]
+    total = torch.zeros(2, dtype=torch.float64, device=bank.device)
+    for start in range(0, flat.shape[0], CHECKSUM_CHUNK_ROWS):
+        chunk = flat[start:start + CHECKSUM_CHUNK_ROWS].double().reshape(-1)
+        first = start * width + 1
+        weights = torch.arange(first, first + chunk.numel(), device=bank.device,
+                               dtype=torch.float64)
+        total += torch.stack([chunk.sum(), (chunk * weights).sum()])
+    return total / torch.tensor([1.0, max(1, bank.numel())], dtype=torch.float64,
+                                device=bank.device)
 
 
 def check_same_on_all_ranks(bank: torch.Tensor, step: int) -> None:

@@ -1,36 +1,72 @@
-"""``NonFiniteGuardHook``: stops training at the first NaN/Inf, before anything is saved.
+"""``NonFiniteGuardHook``: stops every rank at the first NaN/Inf or bad index, before anything
+is saved.
 
 VISSL's checkpoint hook reacts to a non-finite model output by writing an
 iteration checkpoint of the broken model, which auto-resume then prefers over
-the last good one. This hook runs before it: it raises ``FloatingPointError``
-naming the step at the first non-finite model output or loss, so the run stops
-and the last good checkpoint stays the newest.
+the last good one. This hook runs before it. The checks themselves make no host sync: a
+non-finite model output, a non-finite loss (``pirl_loss``) and a dataset index outside the
+memory bank (``MemoryBank.check_indices``) are recorded on the device in the bank's
+``FailureRecord``. Every rank then agrees on them (``agree_on_failures``: one all-reduce of
+a small table and one host read), and if any rank failed every rank raises the same error
+naming the step, the ranks and the check, so no rank waits for another in a collective.
+
+They agree:
+
+* in ``on_forward`` every ``check_period`` steps (``LOSS.pirl_loss.check_period``, default 1:
+  every step, before VISSL's own NaN handler, which reads the model output at the same point);
+* in ``on_loss_and_meter`` when the loss VISSL has already read to the host (averaged over
+  ranks, so every rank sees the same value) is non-finite;
+* in ``on_step`` of a step VISSL checkpoints and in every training ``on_phase_end``, so a
+  failure between checks is never saved.
 """
+import math
 from typing import List, Union
 
 import torch
 
+from vissl_pirl_plugin.distributed_checks import NON_FINITE_OUTPUT, FailureRecord, agree_on_failures
+from vissl_pirl_plugin.hooks.checkpoint_schedule import writes_iteration_checkpoint
 from vissl_pirl_plugin.hooks.noop_hook import NoopHook
 
 
 class NonFiniteGuardHook(NoopHook):
-    def on_forward(self, task) -> None:
-        if not all_finite(task.last_batch.model_output):
-            self.stop(task, "model output")
-
-    def on_loss_and_meter(self, task) -> None:
-        if not all_finite(task.last_batch.loss):
-            self.stop(task, f"loss ({float(task.last_batch.loss)})")
+    def __init__(self, check_period: int = 1) -> None:
+        super().__init__()
+        if check_period < 1:
+            raise ValueError(f"LOSS.pirl_loss.check_period={check_period} must be >= 1 "
+                             "(1: check every step).")
+        self.check_period = check_period
+        self.forwards = 0
 
     @staticmethod
-    def stop(task, what: str) -> None:
-        raise FloatingPointError(
-            f"Non-finite {what} at training step {task.iteration} (epoch {task.phase_idx}). "
-            "Training stopped before saving anything; the last good checkpoint in "
-            f"{task.checkpoint_folder} is unchanged and auto-resume restarts from it. Lower the "
-            "learning rate or check the data.")
+    def failures(task) -> FailureRecord:
+        return task.base_loss.memory_bank.failures
+
+    def on_forward(self, task) -> None:
+        count = non_finite_count(task.last_batch.model_output)
+        self.failures(task).record(NON_FINITE_OUTPUT, count > 0, count)
+        self.forwards += 1
+        if self.forwards % self.check_period == 0:
+            agree_on_failures(self.failures(task), task.iteration)
+
+    def on_loss_and_meter(self, task) -> None:
+        if task.losses and not math.isfinite(task.losses[-1]):
+            agree_on_failures(self.failures(task), task.iteration)
+            raise FloatingPointError(  # no rank recorded it, yet every rank sees it
+                f"Non-finite loss ({task.losses[-1]:g}, averaged over ranks) at training step "
+                f"{task.iteration}. Every rank stops here with this message. Lower the learning "
+                "rate or check the data.")
+
+    def on_step(self, task) -> None:
+        if writes_iteration_checkpoint(task):
+            agree_on_failures(self.failures(task), task.iteration)
+
+    def on_phase_end(self, task) -> None:
+        if task.train:
+            agree_on_failures(self.failures(task), task.iteration)
 
 
-def all_finite(value: Union[torch.Tensor, List[torch.Tensor]]) -> bool:
+def non_finite_count(value: Union[torch.Tensor, List[torch.Tensor]]) -> torch.Tensor:
+    """The number of NaN/Inf elements, as a tensor on the output's device (no host sync)."""
     tensors = value if isinstance(value, (list, tuple)) else [value]
-    return all(bool(torch.isfinite(t).all()) for t in tensors)
+    return sum((~torch.isfinite(t.detach())).sum() for t in tensors)

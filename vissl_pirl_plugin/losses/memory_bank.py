@@ -27,6 +27,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
+from vissl_pirl_plugin.distributed_checks import INDEX_OUTSIDE_BANK, FailureRecord
+
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 INIT_BLOCK_ROWS = 4096
 
@@ -84,6 +86,7 @@ class MemoryBank(nn.Module):
         init = initial_rows(self.start, self.end, embedding_dim, init_seed)
         self.register_buffer("embeddings", init.to(STORAGE_DTYPES[dtype]))
         self.checkpoint_copy: Optional[torch.Tensor] = None
+        self.failures = FailureRecord()  # checks awaiting agreement across ranks
 
     @property
     def sharded(self) -> bool:
@@ -93,20 +96,26 @@ class MemoryBank(nn.Module):
     def embedding_dim(self) -> int:
         return self.embeddings.shape[1]
 
-    def check_indices(self, indices: torch.Tensor) -> None:
-        """Raises if a dataset index falls outside the bank (one host sync on accelerators,
-        which VISSL's train step makes anyway when it reads the loss)."""
-        if indices.numel() == 0:
-            return
-        low, high = torch.stack(torch.aminmax(indices)).tolist()
-        if low < 0 or high >= self.num_entries:
-            bad = high if high >= self.num_entries else low
-            raise IndexError(
-                f"Dataset index {bad} is outside the memory bank of {self.num_entries} entries. "
-                "The bank is sized from the training dataset (loss num_train_samples): check "
-                "that DATA.TRAIN.LABEL_TYPE is sample_index and that the dataset did not grow "
-                "since the checkpoint was written."
-            )
+    def check_indices(self, indices: torch.Tensor, keep: Optional[torch.Tensor] = None
+                      ) -> torch.Tensor:
+        """``index_mask``, and a kept index outside the bank is recorded in ``failures``.
+
+        On the device, no host sync: every rank raises at the next ``agree_on_failures``
+        of the ``NonFiniteGuardHook``. The loss checks its own samples' indices, so the
+        failure names the rank that got the bad index.
+        """
+        valid = self.index_mask(indices, keep)
+        if indices.numel() > 0:
+            outside = ~valid if keep is None else keep & ~valid
+            self.failures.record(INDEX_OUTSIDE_BANK, outside.any(),
+                                 indices[torch.argmax(outside.to(torch.uint8))])
+        return valid
+
+    def index_mask(self, indices: torch.Tensor, keep: Optional[torch.Tensor] = None
+                   ) -> torch.Tensor:
+        """The mask of ``indices`` that are kept (``keep``, default all) and inside the bank."""
+        inside = (indices >= 0) & (indices < self.num_entries)
+        return inside if keep is None else keep & inside
 
     def check_embeddings(self, embeddings: torch.Tensor) -> None:
         if embeddings.dim() != 2 or embeddings.shape[1] != self.embedding_dim:
@@ -148,35 +157,50 @@ class MemoryBank(nn.Module):
         return looked_up.float()
 
     @torch.no_grad()
-    def update(self, embeddings: torch.Tensor, indices: torch.Tensor) -> None:
+    def update(self, embeddings: torch.Tensor, indices: torch.Tensor,
+               keep: Optional[torch.Tensor] = None) -> None:
         """EMA update ``m_I <- normalize(w * m_I + (1 - w) * f(v_I))`` of the rows held here.
 
         ``embeddings`` must already be normalised ``f(v_I)``, gathered from all
-        ranks. If an index occurs several times (the distributed sampler pads
-        the last batch with repeats), its first occurrence is used, so that every
-        rank writes the same value.
+        ranks; entries where ``keep`` is false (failed images) and indices outside the bank
+        (which ``check_indices`` reports) are left out. If an index
+        occurs several times (the distributed sampler pads the last batch with repeats),
+        its first occurrence is used, so that every rank writes the same value.
+        Without host syncs: every entry writes a row, those left out rewrite a written
+        row with its own new value (or row 0 with its current value).
         """
         self.check_embeddings(embeddings)
         indices = indices.view(-1)
-        self.check_indices(indices)
-        first = first_occurrences(indices)
-        indices, embeddings = indices[first], embeddings[first]
-        held = (indices >= self.start) & (indices < self.end)
-        rows, embeddings = indices[held] - self.start, embeddings[held]
-        mixed = self.momentum * self.embeddings[rows].float() + (1 - self.momentum) * embeddings
-        self.embeddings.index_copy_(0, rows, F.normalize(mixed, dim=1).to(self.embeddings.dtype))
+        held = self.index_mask(indices, keep) & (indices >= self.start) & (indices < self.end)
+        if indices.numel() == 0 or self.end == self.start:
+            return
+        positions = torch.arange(indices.numel(), device=indices.device)
+        first = first_occurrences(torch.where(held, indices, -1 - positions))
+        rows = (indices - self.start).clamp(0, self.end - self.start - 1)
+        mixed = self.momentum * self.embeddings[rows].float() + (1 - self.momentum) * embeddings[first]
+        mixed = F.normalize(mixed, dim=1).to(self.embeddings.dtype)
+        anchor = torch.argmax(held.to(torch.uint8))  # the first held entry, if any
+        anchor_row = torch.where(held[anchor], rows[anchor], 0)
+        anchor_value = torch.where(held[anchor], mixed[anchor], self.embeddings[0])
+        self.embeddings.index_copy_(0, torch.where(held, rows, anchor_row),
+                                    torch.where(held.unsqueeze(1), mixed, anchor_value))
 
     def gather_for_checkpoint(self) -> None:
-        """Sharded: assembles the whole bank on rank 0 (CPU) for ``state_dict``; collective."""
+        """Sharded: assembles the whole bank on rank 0 (CPU) for ``state_dict``; collective.
+
+        A ``gather`` to rank 0 only, shard by shard to the CPU; call it only when a
+        checkpoint is written (``MemoryBankUpdateHook`` does).
+        """
         if not self.sharded:
             return
         shard = torch.zeros(self.rows_per_shard, self.embedding_dim, dtype=self.embeddings.dtype,
                             device=self.embeddings.device)
         shard[:self.end - self.start] = self.embeddings
-        shards = [torch.empty_like(shard) for _ in range(self.num_shards)]
-        dist.all_gather(shards, shard)
-        if dist.get_rank() == 0:
-            self.checkpoint_copy = torch.cat(shards)[:self.num_entries].cpu()
+        primary = dist.get_rank() == 0
+        shards = [torch.empty_like(shard) for _ in range(self.num_shards)] if primary else None
+        dist.gather(shard, shards, dst=0)
+        if primary:
+            self.checkpoint_copy = torch.cat([s.cpu() for s in shards])[:self.num_entries]
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
@@ -193,9 +217,16 @@ class MemoryBank(nn.Module):
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
 
-def first_occurrences(indices: torch.Tensor) -> torch.Tensor:
-    """Positions of the first occurrence of each distinct value of a 1-D tensor."""
-    unique, inverse = torch.unique(indices, return_inverse=True)
-    positions = torch.arange(indices.numel(), device=indices.device)
-    first = torch.full((unique.numel(),), indices.numel(), dtype=torch.long, device=indices.device)
-    return first.scatter_reduce(0, inverse, positions, reduce="amin")
+def first_occurrences(values: torch.Tensor) -> torch.Tensor:
+    """For each position of a 1-D tensor, the position of the first occurrence of its value.
+
+    A stable sort and a running maximum, so no host sync (``torch.unique`` would make one).
+    """
+    sorted_values, order = torch.sort(values, stable=True)
+    positions = torch.arange(values.numel(), device=values.device)
+    starts = torch.ones_like(sorted_values, dtype=torch.bool)
+    starts[1:] = sorted_values[1:] != sorted_values[:-1]
+    run_start = torch.cummax(torch.where(starts, positions, 0), dim=0).values
+    first = torch.empty_like(order)
+    first[order] = order[run_start]
+    return first

@@ -31,18 +31,27 @@ def sample_shared_negatives(positives: torch.Tensor, dataset_size: int, num_nega
 
     Excluding all positives of the batch keeps each sample's negatives inside
     ``D \\ {I}``. A draw ``r`` over the ``|D| - |U|`` allowed indices is mapped
-    to the ``r``-th index not in the sorted excluded set ``U``.
+    to the ``r``-th index not in the set ``U`` of the batch's distinct positives. ``|U|``
+    stays on the device (no host sync, which ``torch.unique`` would make), so ``r`` is
+    drawn as ``floor(u * (|D| - |U|))`` from a float64 ``u`` uniform in [0, 1).
 
     Returns:
         ``(num_negatives,)`` int64 indices.
     """
-    excluded = torch.unique(positives.view(-1))  # sorted
-    _check_sizes(dataset_size, num_negatives, excluded=excluded.numel())
-    draws = torch.randint(0, dataset_size - excluded.numel(), (num_negatives,),
-                          device=positives.device, generator=generator)
-    # the k-th excluded index has (excluded[k] - k) allowed indices below it
-    free_below = excluded - torch.arange(excluded.numel(), device=excluded.device)
-    return draws + torch.searchsorted(free_below, draws, right=True)
+    _check_sizes(dataset_size, num_negatives, excluded=positives.numel())
+    excluded = torch.sort(positives.view(-1)).values
+    starts = torch.ones_like(excluded, dtype=torch.bool)
+    starts[1:] = excluded[1:] != excluded[:-1]
+    distinct_so_far = torch.cumsum(starts, dim=0)
+    allowed = dataset_size - starts.sum()
+    uniform = torch.rand(num_negatives, dtype=torch.float64, device=positives.device,
+                         generator=generator)
+    draws = torch.minimum((uniform * allowed).long(), allowed - 1)
+    # the distinct excluded index u_j has (u_j - j) allowed indices below it; repeats of a
+    # value share its count and add no shift
+    free_below = excluded - (distinct_so_far - 1)
+    below = torch.searchsorted(free_below, draws, right=True)
+    return draws + torch.cat([distinct_so_far.new_zeros(1), distinct_so_far])[below]
 
 
 def _check_sizes(dataset_size: int, num_negatives: int, excluded: int) -> None:

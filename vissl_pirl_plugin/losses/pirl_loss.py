@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from classy_vision.generic.distributed_util import all_reduce_sum, get_rank, get_world_size
 from classy_vision.losses import ClassyLoss, register_loss
 
+from vissl_pirl_plugin.distributed_checks import NON_FINITE_LOSS
 from vissl_pirl_plugin.losses.memory_bank import MemoryBank
 from vissl_pirl_plugin.losses.negative_sampling import (
     sample_per_sample_negatives,
@@ -81,7 +82,7 @@ class PIRLLoss(ClassyLoss):
                  sharded_bank: bool = False) -> None:
         super().__init__()
         check_loss_params(lambda_weight, temperature, num_negatives, loss_type, negative_sampling,
-                          num_train_samples)
+                          num_train_samples, sharded_bank)
         self.lambda_weight = float(lambda_weight)
         self.temperature = float(temperature)
         self.num_negatives = int(num_negatives)
@@ -92,17 +93,10 @@ class PIRLLoss(ClassyLoss):
         self.memory_bank = MemoryBank(num_train_samples, embedding_dim, momentum, init_seed,
                                       bank_dtype, num_shards=shards,
                                       shard_index=get_rank() if sharded_bank else 0)
-        if shards > 1 and negative_sampling == "per_sample":
-            row = embedding_dim * self.memory_bank.embeddings.element_size()
-            per_image = (1 + self.num_negatives) * row / 2**20
-            logging.warning(
-                f"pirl_loss: a sharded memory bank with per-sample negatives looks up every "
-                f"image's 1 + {self.num_negatives} rows each step, {per_image:.1f} MiB per image "
-                f"(a batch of 32: {32 * per_image:.0f} MiB) from the ranks that own them. "
-                "LOSS.pirl_loss.negative_sampling=shared looks up the batch's negatives once.")
         # log Z; NaN until estimated (only used by loss_type "nce")
         log_z = math.log(norm_constant) if norm_constant > 0 else float("nan")
         self.register_buffer("log_norm_constant", torch.tensor(log_z))
+        self.norm_constant_known: Optional[bool] = None  # None: read log Z at the next step
 
     @classmethod
     def from_config(cls, loss_config) -> "PIRLLoss":
@@ -157,7 +151,6 @@ class PIRLLoss(ClassyLoss):
     def forward(self, output: ModelOutput, target: torch.Tensor) -> torch.Tensor:
         g, f = self.split_output(output)
         indices = target.view(-1)
-        keep = indices != self.ignore_index
         terms = []  # (weight, query) of the terms with a non-zero weight, g first
         if self.lambda_weight > 0:
             terms.append((self.lambda_weight, g))
@@ -169,24 +162,32 @@ class PIRLLoss(ClassyLoss):
                 raise ValueError(
                     f"pirl_loss got {query.shape[0]} embeddings for {indices.shape[0]} sample "
                     "indices. The transformed branch must yield one vector per image.")
-        indices = indices[keep]
-        self.memory_bank.check_indices(indices)
-        queries = torch.stack([F.normalize(q[keep].float(), dim=1) for _, q in terms], dim=1)
-        positive_scores, negative_scores = self._scores(queries, indices)
-        if self.loss_type == "nce":
-            self._maybe_estimate_norm_constant(positive_scores[:, 0], negative_scores[:, 0])
-            per_term = nce_loss(positive_scores, negative_scores, self.temperature,
-                                self.log_norm_constant, self.memory_bank.num_entries)
-        else:
-            per_term = infonce_loss(positive_scores, negative_scores, self.temperature)
+        # masks, not boolean indexing, so that the step makes no host sync: a sample left out
+        # (failed image, or an index outside the bank) borrows a valid index and weighs 0
+        valid = self.memory_bank.check_indices(indices, keep=indices != self.ignore_index)
+        if indices.numel() > 0:
+            first_valid = torch.argmax(valid.to(torch.uint8))
+            indices = torch.where(valid, indices, torch.where(valid[first_valid],
+                                                              indices[first_valid], 0))
+        # scores and NCE in fp32 whatever autocast is active (fp16 logits would be 0.0078 apart)
+        with torch.autocast(indices.device.type, enabled=False):
+            queries = torch.stack([F.normalize(q.float(), dim=1) for _, q in terms], dim=1)
+            positive_scores, negative_scores = self._scores(queries, indices)
+            if self.loss_type == "nce":
+                self._maybe_estimate_norm_constant(positive_scores[:, 0], negative_scores[:, 0],
+                                                   valid)
+                per_term = nce_loss(positive_scores, negative_scores, self.temperature,
+                                    self.log_norm_constant, self.memory_bank.num_entries)
+            else:
+                per_term = infonce_loss(positive_scores, negative_scores, self.temperature)
+            per_term = torch.where(valid.unsqueeze(1), per_term, 0.0)
+            mean = per_term.sum(dim=0) / valid.sum().clamp(min=1)
+            loss = sum(weight * mean[t] for t, (weight, _) in enumerate(terms))
+        self.memory_bank.failures.record(NON_FINITE_LOSS, ~torch.isfinite(loss), loss)
         # 0, but it reaches every head: DistributedDataParallel (VISSL never sets
         # find_unused_parameters) stops at the second step if a head gets no gradient, which
         # would happen to g when lambda = 0 and to f when lambda = 1 on a two-input model
-        every_head = sum(output.sum() * 0.0 for output in (g, f) if output is not None)
-        if per_term.shape[0] == 0:  # every image of this batch failed to load
-            return every_head
-        weights = torch.tensor([w for w, _ in terms], dtype=per_term.dtype, device=per_term.device)
-        return (per_term.mean(dim=0) * weights).sum() + every_head
+        return loss + sum(output.sum() * 0.0 for output in (g, f) if output is not None)
 
     def _scores(self, queries: torch.Tensor, indices: torch.Tensor
                 ) -> Tuple[torch.Tensor, torch.Tensor]:
@@ -214,24 +215,31 @@ class PIRLLoss(ClassyLoss):
 
     @torch.no_grad()
     def _maybe_estimate_norm_constant(self, positive_scores: torch.Tensor,
-                                      negative_scores: torch.Tensor) -> None:
+                                      negative_scores: torch.Tensor, valid: torch.Tensor) -> None:
         """NPID's ``Z = mean(exp(s / tau)) * |D|`` over the first batch of all ranks.
 
         Every rank takes part in the reduction, also with an empty batch, so
-        that no rank waits for another.
+        that no rank waits for another. Whether ``Z`` is known is read from the device once
+        (and again after loading a checkpoint), not every step.
         """
-        if not torch.isnan(self.log_norm_constant):
+        if self.norm_constant_known is None:
+            self.norm_constant_known = not bool(torch.isnan(self.log_norm_constant))
+        if self.norm_constant_known:
             return
         scores = torch.cat([positive_scores.unsqueeze(-1), negative_scores], dim=-1)
-        stats = torch.stack([(scores.double() / self.temperature).exp().sum(),
-                             torch.tensor(float(scores.numel()), dtype=torch.float64,
-                                          device=scores.device)])
+        terms = torch.where(valid.unsqueeze(1), (scores.double() / self.temperature).exp(), 0.0)
+        stats = torch.stack([terms.sum(), valid.sum().double() * scores.shape[1]])
         stats = all_reduce_sum(stats)
         if stats[1] == 0:
             return
         z = float(stats[0] / stats[1]) * self.memory_bank.num_entries
         self.log_norm_constant.fill_(math.log(z))
+        self.norm_constant_known = True
         logging.info(f"pirl_loss: normalisation constant Z estimated as {z:.6g}")
+
+    def _load_from_state_dict(self, *args, **kwargs) -> None:
+        super()._load_from_state_dict(*args, **kwargs)
+        self.norm_constant_known = None  # read log Z again at the next step
 
     def __repr__(self) -> str:
         return pprint.pformat({
@@ -245,7 +253,7 @@ class PIRLLoss(ClassyLoss):
 
 def check_loss_params(lambda_weight: float, temperature: float, num_negatives: int,
                       loss_type: str, negative_sampling: str,
-                      num_train_samples: Optional[int]) -> None:
+                      num_train_samples: Optional[int], sharded_bank: bool = False) -> None:
     """Raises ``ValueError`` naming the key and the fix for any bad ``pirl_loss`` setting.
 
     ``num_train_samples=None`` skips the checks that need the dataset size (the
@@ -264,6 +272,12 @@ def check_loss_params(lambda_weight: float, temperature: float, num_negatives: i
                          f"of {NEGATIVE_SAMPLING}.")
     if num_negatives < 1:
         raise ValueError(f"LOSS.pirl_loss.num_negatives={num_negatives} must be >= 1.")
+    if sharded_bank and negative_sampling == "per_sample":
+        raise ValueError(
+            "LOSS.pirl_loss.memory_bank.sharded=true with negative_sampling: per_sample would "
+            "fetch every image's 1 + num_negatives rows from the other ranks each step (500 MiB "
+            "per rank at batch 32, N = 32000). Set LOSS.pirl_loss.negative_sampling=shared with "
+            "the sharded bank, or keep the replicated bank (memory_bank.sharded=false).")
     if num_train_samples is None:
         return
     if num_train_samples < 2:
