@@ -15,6 +15,7 @@ from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from vissl.config import AttrDict
 from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
+from vissl.utils.misc import is_apex_available
 
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
@@ -25,8 +26,10 @@ RESNET_BOTTLENECK_DIM = 2048
 
 
 def validate_config(cfg: AttrDict) -> None:
-    """Validates the training transforms and, with ``pirl_loss``, the PIRL settings."""
+    """Validates the training transforms, the absence of apex and, with ``pirl_loss``, the PIRL
+    settings."""
     validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
+    validate_no_apex(cfg.MODEL)
     if cfg.LOSS.name != "pirl_loss":
         return
     if "pirl_loss" not in cfg.LOSS:
@@ -51,6 +54,18 @@ def validate_config(cfg: AttrDict) -> None:
             "replaces the sample index by class labels, and pirl_loss would index its memory bank "
             "by class. Set config.DATA.TRAIN.LABEL_SOURCES=[] (a folder needs only DATA_PATHS).")
     _validate_heads(cfg, loss.memory_bank.embedding_dim)
+
+
+def validate_no_apex(model: AttrDict) -> None:
+    """SyncBN and AMP through apex fail at model build (NameError) or at the first AMP step when
+    apex is not installed: the shipped configs use PyTorch's."""
+    sync_bn, amp = model.SYNC_BN_CONFIG, model.AMP_PARAMS
+    uses = {"SYNC_BN_CONFIG.SYNC_BN_TYPE": sync_bn.CONVERT_BN_TO_SYNC_BN and sync_bn.SYNC_BN_TYPE,
+            "AMP_PARAMS.AMP_TYPE": amp.USE_AMP and amp.AMP_TYPE}
+    for key, value in uses.items():
+        if value == "apex" and not is_apex_available():
+            raise ValueError(f"MODEL.{key}=apex but apex is not installed. Use PyTorch's: "
+                             f"config.MODEL.{key}=pytorch.")
 
 
 def prepare_data(cfg: AttrDict) -> None:
