@@ -68,6 +68,19 @@ def validate_no_apex(model: AttrDict) -> None:
                              f"config.MODEL.{key}=pytorch.")
 
 
+def validate_rendezvous(distributed: AttrDict) -> None:
+    """A multi-node launch needs the address where the nodes meet: VISSL picks a free local
+    port for ``RUN_ID: auto`` and asserts on more than one node (``get_dist_run_id``)."""
+    if (distributed.NUM_NODES > 1 and distributed.INIT_METHOD == "tcp"
+            and distributed.RUN_ID in ("auto", "")):
+        raise ValueError(
+            f"DISTRIBUTED.RUN_ID={distributed.RUN_ID!r} works on one node only, but "
+            f"DISTRIBUTED.NUM_NODES={distributed.NUM_NODES}: every node must be given the same "
+            "address to meet at. Add config.DISTRIBUTED.RUN_ID=<host of node 0>:<free port> "
+            "(e.g. node0.cluster:29500) to the command of every node, or set "
+            "config.SLURM.USE_SLURM=true on SLURM, where the launcher sets it.")
+
+
 def prepare_data(cfg: AttrDict) -> None:
     """Data checks that need the dataset on this machine; fills ``LABEL_PATHS`` for folders.
 
