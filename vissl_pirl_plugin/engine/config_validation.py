@@ -8,7 +8,6 @@ import os
 from typing import List, Optional
 
 import numpy as np
-import torch
 import torchvision.transforms
 from classy_vision.dataset.transforms import TRANSFORM_REGISTRY, TRANSFORM_VIDEO
 from torchvision.datasets import ImageFolder
@@ -17,6 +16,7 @@ from vissl.config import AttrDict
 from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
 from vissl.utils.misc import is_apex_available
 
+from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
 from vissl_pirl_plugin.models.resnet_small_trunk import small_resnet_depth_and_width
@@ -144,7 +144,7 @@ def _check_resumed_bank(cfg: AttrDict, size: int) -> None:
     checkpoint = resume_checkpoint(cfg) if cfg.CHECKPOINT.AUTO_RESUME else None
     if checkpoint is None:
         return
-    state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+    state = load_checkpoint_safely(checkpoint, mmap=True)
     bank = state.get("loss", {}).get("memory_bank.embeddings")
     if bank is not None and bank.shape[0] != size:
         raise ValueError(
