@@ -205,3 +205,16 @@ def test_multi_node_launch_with_run_id_starts(image_folder, monkeypatch):
                   "config.DISTRIBUTED.RUN_ID=node0.cluster:29500")
     launcher.launch(cfg, node_id=2)
     assert seen["node_id"] == 2 and seen["cfg"].DISTRIBUTED.RUN_ID == "node0.cluster:29500"
+
+
+def test_composing_vissls_config_makes_spawned_workers_import_the_plugin():
+    """VISSL's launcher spawns workers with torch.multiprocessing.spawn(_distributed_worker):
+    pickled by reference to the plugin's module, unpickling it in a worker imports the plugin."""
+    import pickle
+
+    from vissl_pirl_plugin.engine import registration
+
+    compose(PAPER)
+    worker = distributed_launcher._distributed_worker
+    assert worker.__module__ == "vissl_pirl_plugin.engine.registration"
+    assert pickle.loads(pickle.dumps(worker)) is registration.distributed_worker
