@@ -17,6 +17,7 @@ from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
 from vissl.utils.misc import is_apex_available
 
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
+from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
 from vissl_pirl_plugin.models.resnet_small_trunk import small_resnet_depth_and_width
@@ -30,6 +31,7 @@ def validate_config(cfg: AttrDict) -> None:
     settings."""
     validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
     validate_no_apex(cfg.MODEL)
+    validate_checkpoint_pruning(cfg.CHECKPOINT)
     if cfg.LOSS.name != "pirl_loss":
         return
     if "pirl_loss" not in cfg.LOSS:
@@ -66,6 +68,14 @@ def validate_no_apex(model: AttrDict) -> None:
         if value == "apex" and not is_apex_available():
             raise ValueError(f"MODEL.{key}=apex but apex is not installed. Use PyTorch's: "
                              f"config.MODEL.{key}=pytorch.")
+
+
+def validate_checkpoint_pruning(checkpoint: AttrDict) -> None:
+    keep = checkpoint.get(KEEP_ITER_CHECKPOINTS, -1)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep == 0 or keep < -1:
+        raise ValueError(
+            f"CHECKPOINT.{KEEP_ITER_CHECKPOINTS}={keep!r}: keep N >= 1 iteration checkpoints "
+            f"(e.g. config.CHECKPOINT.{KEEP_ITER_CHECKPOINTS}=2), or -1 to keep them all.")
 
 
 def validate_rendezvous(distributed: AttrDict) -> None:
