@@ -8,6 +8,12 @@ would silently resolve to VISSL's built-in file of the same name. This plugin
 adds the plugin's config folder by absolute path and makes every later plain
 ``prepend`` on the same search path insert behind it, so the plugin's configs
 win whatever the plugin order and working directory.
+
+When the search path is VISSL's (``pkg://vissl.config``: VISSL's launcher, the plugin's, any
+``compose_hydra_configuration``), the plugin also registers its components
+(``vissl_pirl_plugin.engine.registration``), so that a run started by VISSL's own
+``tools/run_distributed_engines.py`` knows ``pirl_loss`` and ``pirl_jigsaw_head``. Other Hydra
+applications never import the plugin (nor VISSL).
 """
 import importlib.util
 from pathlib import Path
@@ -16,6 +22,7 @@ from hydra.core.config_search_path import ConfigSearchPath, SearchPathQuery
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 PROVIDER = "vissl-pirl"
+VISSL_CONFIG_MODULE = "pkg://vissl.config"
 
 
 def plugin_config_root() -> Path:
@@ -33,6 +40,10 @@ class VisslPirlSearchPathPlugin(SearchPathPlugin):
     def manipulate_search_path(self, search_path: ConfigSearchPath) -> None:
         search_path.prepend(provider=PROVIDER, path=f"file://{plugin_config_root()}")
         keep_plugin_in_front(search_path)
+        if any(entry.path == VISSL_CONFIG_MODULE for entry in search_path.get_path()):
+            from vissl_pirl_plugin.engine.registration import register_in_vissl_launch
+
+            register_in_vissl_launch()
 
 
 def keep_plugin_in_front(search_path: ConfigSearchPath) -> None:

@@ -182,3 +182,39 @@ def test_resuming_a_bank_sized_for_another_dataset_is_reported(image_folder, tmp
 def test_queue_dataset_is_refused():
     with pytest.raises(ValueError, match="ENABLE_QUEUE_DATASET=True"):
         validate_config(compose(PAPER, "config.DATA.TRAIN.ENABLE_QUEUE_DATASET=true"))
+
+
+def test_multi_node_launch_without_run_id_names_the_fix(image_folder, monkeypatch):
+    """The paper config has RUN_ID auto, which VISSL allows on one node only (an assert)."""
+    monkeypatch.setattr(distributed_launcher, "launch_distributed",
+                        lambda **kwargs: pytest.fail("launched without a rendezvous address"))
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                  "config.LOSS.pirl_loss.num_negatives=2")
+    with pytest.raises(ValueError, match=r"RUN_ID='auto' works on one node only, but "
+                                         r"DISTRIBUTED.NUM_NODES=4.*config.DISTRIBUTED.RUN_ID="
+                                         r"<host of node 0>:<free port>"):
+        launcher.launch(cfg)
+
+
+def test_multi_node_launch_with_run_id_starts(image_folder, monkeypatch):
+    seen = {}
+    monkeypatch.setattr(distributed_launcher, "launch_distributed",
+                        lambda **kwargs: seen.update(kwargs))
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                  "config.LOSS.pirl_loss.num_negatives=2",
+                  "config.DISTRIBUTED.RUN_ID=node0.cluster:29500")
+    launcher.launch(cfg, node_id=2)
+    assert seen["node_id"] == 2 and seen["cfg"].DISTRIBUTED.RUN_ID == "node0.cluster:29500"
+
+
+def test_composing_vissls_config_makes_spawned_workers_import_the_plugin():
+    """VISSL's launcher spawns workers with torch.multiprocessing.spawn(_distributed_worker):
+    pickled by reference to the plugin's module, unpickling it in a worker imports the plugin."""
+    import pickle
+
+    from vissl_pirl_plugin.engine import registration
+
+    compose(PAPER)
+    worker = distributed_launcher._distributed_worker
+    assert worker.__module__ == "vissl_pirl_plugin.engine.registration"
+    assert pickle.loads(pickle.dumps(worker)) is registration.distributed_worker

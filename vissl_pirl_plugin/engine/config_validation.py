@@ -8,14 +8,16 @@ import os
 from typing import List, Optional
 
 import numpy as np
-import torch
 import torchvision.transforms
 from classy_vision.dataset.transforms import TRANSFORM_REGISTRY, TRANSFORM_VIDEO
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS
 from vissl.config import AttrDict
 from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
+from vissl.utils.misc import is_apex_available
 
+from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
+from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
 from vissl_pirl_plugin.models.resnet_small_trunk import small_resnet_depth_and_width
@@ -25,8 +27,11 @@ RESNET_BOTTLENECK_DIM = 2048
 
 
 def validate_config(cfg: AttrDict) -> None:
-    """Validates the training transforms and, with ``pirl_loss``, the PIRL settings."""
+    """Validates the training transforms, the absence of apex and, with ``pirl_loss``, the PIRL
+    settings."""
     validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
+    validate_no_apex(cfg.MODEL)
+    validate_checkpoint_pruning(cfg.CHECKPOINT)
     if cfg.LOSS.name != "pirl_loss":
         return
     if "pirl_loss" not in cfg.LOSS:
@@ -52,6 +57,39 @@ def validate_config(cfg: AttrDict) -> None:
             "replaces the sample index by class labels, and pirl_loss would index its memory bank "
             "by class. Set config.DATA.TRAIN.LABEL_SOURCES=[] (a folder needs only DATA_PATHS).")
     _validate_heads(cfg, loss.memory_bank.embedding_dim)
+
+
+def validate_no_apex(model: AttrDict) -> None:
+    """SyncBN and AMP through apex fail at model build (NameError) or at the first AMP step when
+    apex is not installed: the shipped configs use PyTorch's."""
+    sync_bn, amp = model.SYNC_BN_CONFIG, model.AMP_PARAMS
+    uses = {"SYNC_BN_CONFIG.SYNC_BN_TYPE": sync_bn.CONVERT_BN_TO_SYNC_BN and sync_bn.SYNC_BN_TYPE,
+            "AMP_PARAMS.AMP_TYPE": amp.USE_AMP and amp.AMP_TYPE}
+    for key, value in uses.items():
+        if value == "apex" and not is_apex_available():
+            raise ValueError(f"MODEL.{key}=apex but apex is not installed. Use PyTorch's: "
+                             f"config.MODEL.{key}=pytorch.")
+
+
+def validate_checkpoint_pruning(checkpoint: AttrDict) -> None:
+    keep = checkpoint.get(KEEP_ITER_CHECKPOINTS, -1)
+    if not isinstance(keep, int) or isinstance(keep, bool) or keep == 0 or keep < -1:
+        raise ValueError(
+            f"CHECKPOINT.{KEEP_ITER_CHECKPOINTS}={keep!r}: keep N >= 1 iteration checkpoints "
+            f"(e.g. config.CHECKPOINT.{KEEP_ITER_CHECKPOINTS}=2), or -1 to keep them all.")
+
+
+def validate_rendezvous(distributed: AttrDict) -> None:
+    """A multi-node launch needs the address where the nodes meet: VISSL picks a free local
+    port for ``RUN_ID: auto`` and asserts on more than one node (``get_dist_run_id``)."""
+    if (distributed.NUM_NODES > 1 and distributed.INIT_METHOD == "tcp"
+            and distributed.RUN_ID in ("auto", "")):
+        raise ValueError(
+            f"DISTRIBUTED.RUN_ID={distributed.RUN_ID!r} works on one node only, but "
+            f"DISTRIBUTED.NUM_NODES={distributed.NUM_NODES}: every node must be given the same "
+            "address to meet at. Add config.DISTRIBUTED.RUN_ID=<host of node 0>:<free port> "
+            "(e.g. node0.cluster:29500) to the command of every node, or set "
+            "config.SLURM.USE_SLURM=true on SLURM, where the launcher sets it.")
 
 
 def prepare_data(cfg: AttrDict) -> None:
@@ -117,7 +155,7 @@ def _check_resumed_bank(cfg: AttrDict, size: int) -> None:
     checkpoint = resume_checkpoint(cfg) if cfg.CHECKPOINT.AUTO_RESUME else None
     if checkpoint is None:
         return
-    state = torch.load(checkpoint, map_location="cpu", mmap=True, weights_only=False)
+    state = load_checkpoint_safely(checkpoint, mmap=True)
     bank = state.get("loss", {}).get("memory_bank.embeddings")
     if bank is not None and bank.shape[0] != size:
         raise ValueError(

@@ -16,7 +16,11 @@ from vissl.config import AttrDict
 from vissl.utils import distributed_launcher
 from vissl.utils.hydra_config import compose_hydra_configuration, convert_to_attrdict
 
-from vissl_pirl_plugin.engine.config_validation import prepare_data, validate_config
+from vissl_pirl_plugin.engine.config_validation import (
+    prepare_data,
+    validate_config,
+    validate_rendezvous,
+)
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 
 
@@ -74,6 +78,7 @@ def launch(cfg: AttrDict, engine_name: str = "train", node_id: int = 0,
     if cfg.SLURM.USE_SLURM:
         with _slurm_job_class(PirlSlurmJob):
             return distributed_launcher.launch_distributed_on_slurm(cfg=cfg, engine_name=engine_name)
+    validate_rendezvous(cfg.DISTRIBUTED)
     prepare_data(cfg)
     return distributed_launcher.launch_distributed(
         cfg=cfg, node_id=node_id, engine_name=engine_name, hook_generator=hook_generator)

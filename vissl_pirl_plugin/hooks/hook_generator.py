@@ -10,10 +10,14 @@ from classy_vision.hooks.classy_hook import ClassyHook
 from vissl.config import AttrDict
 from vissl.hooks import LogLossMetricsCheckpointHook, default_hook_generator
 
+from vissl_pirl_plugin.hooks.checkpoint_pruning_hook import CheckpointPruningHook
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 from vissl_pirl_plugin.hooks.phase_seed_hook import PhaseSeedHook
 from vissl_pirl_plugin.hooks.unreadable_image_hook import UnreadableImageHook
+
+
+KEEP_ITER_CHECKPOINTS = "KEEP_LAST_ITER_CHECKPOINTS"
 
 
 def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
@@ -21,14 +25,20 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
 
     The plugin's hooks go before VISSL's checkpoint hook: a checkpoint then holds
     the bank as updated by the step it follows, and a NaN stops the run before
-    VISSL's hook could save the broken model.
+    VISSL's hook could save the broken model. With ``CHECKPOINT.KEEP_LAST_ITER_CHECKPOINTS``
+    N > 0 (any loss), ``CheckpointPruningHook`` goes right after it, to delete what it
+    wrote before the newest N iteration checkpoints.
     """
     hooks = default_hook_generator(cfg)
+    position = next((i for i, hook in enumerate(hooks)
+                     if isinstance(hook, LogLossMetricsCheckpointHook)), len(hooks))
+    keep = cfg.CHECKPOINT.get(KEEP_ITER_CHECKPOINTS, -1)
+    if keep > 0:
+        hooks.insert(position + 1, CheckpointPruningHook(
+            keep, cfg.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY))
     if cfg.LOSS.name != "pirl_loss":
         return hooks
     bank = cfg.LOSS.pirl_loss.memory_bank
-    position = next((i for i, hook in enumerate(hooks)
-                     if isinstance(hook, LogLossMetricsCheckpointHook)), len(hooks))
     hooks[position:position] = [
         PhaseSeedHook(cfg.SEED_VALUE),
         UnreadableImageHook(),

@@ -97,11 +97,15 @@ class PIRLLoss(ClassyLoss):
         log_z = math.log(norm_constant) if norm_constant > 0 else float("nan")
         self.register_buffer("log_norm_constant", torch.tensor(log_z))
         self.norm_constant_known: Optional[bool] = None  # None: read log Z at the next step
+        # VISSL's trainer builds the loss with from_config, which sets this: its bank is then
+        # updated by MemoryBankUpdateHook through memory_update_inputs, once per step
+        self.requires_bank_hook = False
+        self.training_forwards = self.bank_updates = 0
 
     @classmethod
     def from_config(cls, loss_config) -> "PIRLLoss":
         bank = loss_config.get("memory_bank", {})
-        return cls(
+        loss = cls(
             lambda_weight=loss_config.get("lambda_weight", 0.5),
             temperature=loss_config.get("temperature", 0.07),
             num_negatives=loss_config.get("num_negatives", 32000),
@@ -116,6 +120,8 @@ class PIRLLoss(ClassyLoss):
             bank_dtype=bank.get("dtype", "float32"),
             sharded_bank=bank.get("sharded", False),
         )
+        loss.requires_bank_hook = True
+        return loss
 
     @property
     def norm_constant(self) -> float:
@@ -146,9 +152,29 @@ class PIRLLoss(ClassyLoss):
         The hook gathers these from all ranks and drops ``ignore_index`` entries.
         """
         _, f = self.split_output(output)
+        self.bank_updates += 1
         return F.normalize(f.detach().float(), dim=1), target.view(-1)
 
+    def check_bank_hook_runs(self) -> None:
+        """Stops a VISSL-built loss at its second training step if ``MemoryBankUpdateHook``
+        never ran: the run was launched without the plugin's hooks (e.g. by VISSL's own
+        ``tools/run_distributed_engines.py``) and its bank would stay frozen at its random
+        initialisation. Every rank counts the same steps, so all stop together."""
+        self.training_forwards += 1
+        if self.requires_bank_hook and self.training_forwards > 1 and self.bank_updates == 0:
+            raise RuntimeError(
+                "pirl_loss: the memory bank was not updated after the first training step: "
+                "MemoryBankUpdateHook is not running, and the bank would stay frozen at its "
+                "random initialisation. The run was launched without the plugin's hooks, e.g. "
+                "with VISSL's own tools/run_distributed_engines.py. Launch it with vissl-pirl's "
+                "launcher: `python tools/run_distributed_engines.py` of the vissl-pirl "
+                "repository, `vissl-pirl-train` or `python -m vissl_pirl_plugin.tools.train`, "
+                "same arguments (a launcher of your own must pass "
+                "hook_generator=vissl_pirl_plugin.hooks.hook_generator.pirl_hook_generator).")
+
     def forward(self, output: ModelOutput, target: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            self.check_bank_hook_runs()
         g, f = self.split_output(output)
         indices = target.view(-1)
         terms = []  # (weight, query) of the terms with a non-zero weight, g first

@@ -23,6 +23,8 @@ from typing import Dict, List
 import torch
 import torchvision
 
+from vissl_pirl_plugin.engine.checkpoint_loading import UnsafeCheckpointError, load_checkpoint_safely
+
 VISSL_TRUNK_PREFIX = "_feature_blocks."
 TORCHVISION_RESNET_KEYS = re.compile(
     r"^(conv1\.weight|bn1\.(weight|bias|running_mean|running_var|num_batches_tracked)|"
@@ -32,7 +34,9 @@ TORCHVISION_RESNET_KEYS = re.compile(
 def trunk_state_dict(checkpoint_path: Path) -> Dict[str, torch.Tensor]:
     """The trunk weights of a VISSL checkpoint, with torchvision's ResNet key names."""
     try:
-        state = torch.load(checkpoint_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint_safely(checkpoint_path)
+    except UnsafeCheckpointError:
+        raise
     except Exception as error:  # not a torch file at all
         raise ValueError(f"{checkpoint_path} is not a PIRL/VISSL checkpoint: {error}") from error
     try:

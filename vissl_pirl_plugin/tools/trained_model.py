@@ -12,6 +12,8 @@ from omegaconf import OmegaConf
 from vissl.models import build_model
 from vissl.utils.hydra_config import AttrDict
 
+from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
+
 CONFIG_FILE = "train_config.yaml"
 
 
@@ -34,7 +36,7 @@ def load_model(config: AttrDict, checkpoint: Optional[Path] = None,
     torch.manual_seed(seed)
     model = build_model(config.MODEL, config.OPTIMIZER)
     if checkpoint is not None:
-        state = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        state = load_checkpoint_safely(checkpoint)
         if "classy_state_dict" not in state:
             raise ValueError(f"{checkpoint} is not a VISSL checkpoint (no classy_state_dict).")
         try:
