@@ -72,6 +72,7 @@ def validate_no_apex(model: AttrDict) -> None:
 
 
 def validate_checkpoint_pruning(checkpoint: AttrDict) -> None:
+    """``CHECKPOINT.KEEP_LAST_ITER_CHECKPOINTS`` (``CheckpointPruningHook``): -1 or N >= 1."""
     keep = checkpoint.get(KEEP_ITER_CHECKPOINTS, -1)
     if not isinstance(keep, int) or isinstance(keep, bool) or keep == 0 or keep < -1:
         raise ValueError(
