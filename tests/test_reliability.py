@@ -150,10 +150,11 @@ def test_killed_mid_epoch_resumes_from_the_iteration_checkpoint(tmp_path):
                              stderr=subprocess.DEVNULL, start_new_session=True)
     (tmp_path / "first").mkdir()
     deadline = time.time() + TIMEOUT
-    while not (checkpoints / "model_iteration3.torch").exists():
+    # VISSL links checkpoint.torch to a checkpoint once torch.save has written it whole
+    link = checkpoints / "checkpoint.torch"
+    while not (link.is_symlink() and os.readlink(link).endswith("model_iteration3.torch")):
         assert first.poll() is None and time.time() < deadline, "no iteration checkpoint"
-        time.sleep(0.2)
-    time.sleep(0.5)  # the checkpoint file is complete once torch.save has returned
+        time.sleep(0.1)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
     saved = torch.load(checkpoints / "model_iteration3.torch", map_location="cpu",
