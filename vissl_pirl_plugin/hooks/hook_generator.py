@@ -10,6 +10,7 @@ from classy_vision.hooks.classy_hook import ClassyHook
 from vissl.config import AttrDict
 from vissl.hooks import LogLossMetricsCheckpointHook, default_hook_generator
 
+from vissl_pirl_plugin.hooks.knn_monitor_hook import KnnMonitorHook
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 from vissl_pirl_plugin.hooks.phase_seed_hook import PhaseSeedHook
@@ -29,11 +30,15 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
     bank = cfg.LOSS.pirl_loss.memory_bank
     position = next((i for i, hook in enumerate(hooks)
                      if isinstance(hook, LogLossMetricsCheckpointHook)), len(hooks))
-    hooks[position:position] = [
+    plugin_hooks: List[ClassyHook] = [
         PhaseSeedHook(cfg.SEED_VALUE),
         UnreadableImageHook(),
         NonFiniteGuardHook(),
         MemoryBankUpdateHook(bank.get("consistency_check_period", 0),
                              cfg.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY),
     ]
+    knn_monitor = KnnMonitorHook.from_config(cfg)  # on with HOOKS.KNN_MONITOR.VAL_DATA_PATH
+    if knn_monitor is not None:
+        plugin_hooks.append(knn_monitor)
+    hooks[position:position] = plugin_hooks
     return hooks
