@@ -47,8 +47,9 @@ def test_monitor_is_on_only_with_a_validation_folder(tmp_path):
     config = demo_config(tmp_path, "config.HOOKS.KNN_MONITOR.VAL_DATA_PATH=/some/folder",
                          "config.HOOKS.KNN_MONITOR.K=3")
     monitors = [h for h in pirl_hook_generator(config) if isinstance(h, KnnMonitorHook)]
+    # the demo config evaluates every 10 epochs; the temperature is the paper config's
     assert [(m.val_data_path, m.k, m.temperature, m.period_epochs) for m in monitors] == [
-        ("/some/folder", 3, 0.07, 1)]
+        ("/some/folder", 3, 0.07, 10)]
 
 
 def test_training_set_without_class_folders_is_refused(tmp_path):
