@@ -1,4 +1,4 @@
-"""``make demo``'s pipeline, shortened: pre-training, probes, invariance PNG (slow)."""
+"""``make demo``'s pipeline, shortened: pre-training with the kNN monitor, probes, PNGs (slow)."""
 import json
 from pathlib import Path
 
@@ -26,13 +26,21 @@ def test_shortened_demo_pretrains_probes_and_writes_the_png(tmp_path):
     for probe in ("category", "identity"):
         assert any(line.startswith(f"{probe} probe, best stage: PIRL ") and "vs random init" in line
                    for line in lines)
-    png = Path(next(line for line in lines if line.startswith("Invariance histogram"))
-               .split(": ", 1)[1])
-    with Image.open(png) as image:
-        image.verify()
-    with Image.open(png) as image:
-        assert image.format == "PNG"
+    knn_table = lines.index(next(line for line in lines if line.startswith("epoch  kNN top-1")))
+    # 5 classes x 4 photographs: 1 of each held out, 15 in the bank; evaluated after epoch 2
+    assert "5 held-out photographs" in lines[knn_table]
+    epoch, top1, top5, _ = lines[knn_table + 1].split()
+    assert epoch == "2" and 0 <= float(top1) <= float(top5) == 1.0
+    png, knn_png = (Path(next(line for line in lines if line.startswith(start)).split(": ", 1)[1])
+                    for start in ("Invariance histogram", "kNN accuracy against epoch"))
+    assert knn_png.parent == png.parent
+    for picture in (png, knn_png):
+        with Image.open(picture) as image:
+            image.verify()
+        with Image.open(picture) as image:
+            assert image.format == "PNG"
     results = json.loads((png.parent / "demo_results.json").read_text())
     assert set(results["probes"]) == {"pirl", "random_init"}
     assert set(results["invariance"]) == {"PIRL", "random initialisation"}
     assert sorted(int(epoch) for epoch in results["epoch_losses"]) == [0, 1]
+    assert [record["epoch"] for record in results["knn"]] == [2]

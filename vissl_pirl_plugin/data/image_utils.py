@@ -1,7 +1,10 @@
-"""Turning any PIL image VISSL may hand us into an 8-bit RGB tensor."""
+"""Turning any PIL image VISSL may hand us into an 8-bit RGB tensor; the evaluation view."""
+from typing import Sequence
+
 import numpy as np
 import torch
 from PIL import Image
+from torchvision.transforms import v2
 
 
 def to_rgb_uint8(image: Image.Image) -> torch.Tensor:
@@ -24,3 +27,10 @@ def to_rgb_uint8(image: Image.Image) -> torch.Tensor:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+
+
+def centre_crop(crop: int, resize: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:
+    """The deterministic evaluation view of an RGB PIL image: shorter side resized to ``resize``,
+    the central ``crop x crop`` square, as a float tensor normalised with ``mean`` and ``std``."""
+    return v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(crop),
+                       v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(mean), list(std))])

@@ -1,2 +1,2 @@
-"""VISSL hooks of the plugin (memory-bank update, reliability guards) and ``pirl_hook_generator``,
+"""VISSL hooks of the plugin (memory-bank update, reliability guards, kNN monitor) and ``pirl_hook_generator``,
 which adds them to VISSL's default hooks before the checkpoint hook."""

@@ -11,6 +11,7 @@ from vissl.config import AttrDict
 from vissl.hooks import LogLossMetricsCheckpointHook, default_hook_generator
 
 from vissl_pirl_plugin.hooks.checkpoint_pruning_hook import CheckpointPruningHook
+from vissl_pirl_plugin.hooks.knn_monitor_hook import KnnMonitorHook
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 from vissl_pirl_plugin.hooks.phase_seed_hook import PhaseSeedHook
@@ -39,10 +40,14 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
     if cfg.LOSS.name != "pirl_loss":
         return hooks
     bank = cfg.LOSS.pirl_loss.memory_bank
-    hooks[position:position] = [
+    plugin_hooks: List[ClassyHook] = [
         PhaseSeedHook(cfg.SEED_VALUE),
         UnreadableImageHook(),
         NonFiniteGuardHook(cfg.LOSS.pirl_loss.get("check_period", 1)),
         MemoryBankUpdateHook(bank.get("consistency_check_period", 0)),
     ]
+    knn_monitor = KnnMonitorHook.from_config(cfg)  # on with HOOKS.KNN_MONITOR.VAL_DATA_PATH
+    if knn_monitor is not None:
+        plugin_hooks.append(knn_monitor)
+    hooks[position:position] = plugin_hooks
     return hooks

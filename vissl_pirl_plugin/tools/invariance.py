@@ -27,6 +27,7 @@ from vissl.utils.hydra_config import AttrDict
 
 from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
+from vissl_pirl_plugin.tools.plotting import new_axes, save_png
 from vissl_pirl_plugin.tools.trained_model import config_beside, load_model, run_config
 
 
@@ -75,12 +76,7 @@ def invariance_distances(config: AttrDict, checkpoint: Optional[Path], images: S
 
 
 def plot_histograms(distances: Dict[str, np.ndarray], out: Path, title: str) -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6.4, 4.0), dpi=120)
+    figure, axes = new_axes()
     bins = np.linspace(0.0, 2.0, 61)
     for label, values in distances.items():
         axes.hist(values, bins=bins, alpha=0.6, density=True,
@@ -89,13 +85,7 @@ def plot_histograms(distances: Dict[str, np.ndarray], out: Path, title: str) -> 
                  label=r"$\sqrt{2}$: orthogonal (unrelated)")
     axes.set_xlabel(r"$\ell_2$ distance between unit-norm $f(v_I)$ and $g(v_{I^t})$")
     axes.set_ylabel("density")
-    axes.set_title(title, fontsize=10)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out)
-    plt.close(figure)
-    return out
+    return save_png(figure, axes, title, out)
 
 
 def main(argv: List[str]) -> Dict[str, np.ndarray]:

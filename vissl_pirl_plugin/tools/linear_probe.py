@@ -30,11 +30,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
-from torchvision.transforms import v2
 from tqdm import tqdm
 from vissl.data.ssl_transforms import get_transform
 from vissl.utils.hydra_config import AttrDict
 
+from vissl_pirl_plugin.data.image_utils import centre_crop
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import IMAGENET_MEAN, IMAGENET_STD
 from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
@@ -43,12 +43,6 @@ from vissl_pirl_plugin.tools.trained_model import config_beside, load_model, run
 PROBES = ("category", "identity")
 STAGES = ("res3", "res4", "res5")
 Features = Dict[str, np.ndarray]  # stage -> (num_samples, dim)
-
-
-def centre_crop(crop: int) -> Callable:
-    return v2.Compose([v2.PILToTensor(), v2.Resize(crop, antialias=True), v2.CenterCrop(crop),
-                       v2.ToDtype(torch.float32, scale=True),
-                       v2.Normalize(list(IMAGENET_MEAN), list(IMAGENET_STD))])
 
 
 def pirl_image_view(config: AttrDict) -> Callable:
@@ -109,8 +103,8 @@ def run_probes(config: AttrDict, checkpoint: Optional[Path], images: Path,
     results: Dict[str, Dict[str, float]] = {}
     if "category" in probes:
         crop = int(config.DATA.TRAIN.TRANSFORMS[0].get("image_crop_size", 224))
-        features = extract_features(trunk, photos, centre_crop(crop), stages,
-                                    f"category probe features ({name})")
+        view = centre_crop(crop, crop, IMAGENET_MEAN, IMAGENET_STD)
+        features = extract_features(trunk, photos, view, stages, f"category probe features ({name})")
         results["category"] = {stage: probe_accuracy(features[stage], labels, seed=seed)
                                for stage in stages}
     if "identity" in probes:
