@@ -20,7 +20,7 @@ def test_the_next_epochs_worker_seeds_are_the_same_after_a_resume():
     torch.rand(100)
     PhaseSeedHook(seed=3).on_phase_end(SimpleNamespace(phase_idx=0, dataloaders={"train": loader}))
     uninterrupted = workers_base_seed(loader)
-    # resumed after epoch 0 in a fresh process: VISSL calls on_start before building epoch 1's loader
+    # resumed after epoch 0 in a fresh process: VISSL calls on_start before epoch 1's loader
     torch.manual_seed(12345)
     PhaseSeedHook(seed=3).on_start(SimpleNamespace(phase_idx=0, dataloaders={"train": loader}))
     assert workers_base_seed(loader) == uninterrupted
