@@ -16,7 +16,7 @@ STAMP := $(VENV)/.vissl-pirl-installed
 DEMO_DATA := data/demo/.complete-v1-72
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install demo test test-fast test-second-python _second-venv bench quality-guard clean
+.PHONY: install demo test test-fast test-second-python _second-venv bench quality-guard gpu-check clean
 
 install: $(STAMP) $(DEMO_DATA)
 
@@ -72,6 +72,11 @@ bench: install
 
 quality-guard: install
 	$(PY) benchmarks/quality_guard.py
+
+# on a CUDA machine: the gpu tests, then the kit's table and JSON (docs/performance.md)
+gpu-check: install
+	$(PY) -m pytest -m gpu tests/gpu
+	$(PY) benchmarks/gpu_check.py
 
 clean:
 	rm -rf $(VENV) $(SECOND_VENV) data/demo checkpoints build *.egg-info

@@ -24,7 +24,7 @@ import json
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict, List
+from typing import Callable, Dict, List, Optional
 
 from PIL import Image
 
@@ -141,43 +141,63 @@ VISSL_PIRL_HEADS = [
     [["mlp", {"dims": [2048, 128]}]]]
 
 
+def make_train_step(name: str, photos: List[Image.Image], overrides: List[str],
+                    dataset_size: int, num_negatives: int, image_size: int,
+                    device: torch.device = torch.device("cpu"), augment_each_step: bool = True,
+                    amp_dtype: Optional[torch.dtype] = None) -> Callable[[], None]:
+    """One training step of ``name`` ("ours": the plugin's transform, collator, heads and loss;
+    "vissl": VISSL's built-in PIRL chain, heads and ``nce_loss_with_memory``) on ``photos``,
+    with the CPU demo config and ``overrides``: augment and collate (or once, outside the step,
+    when not ``augment_each_step``), forward under ``amp_dtype`` autocast when given, loss,
+    backward, SGD step, bank update. Synchronises a CUDA device at the end. The returned
+    function's ``loss`` attribute is the loss (with its bank)."""
+    indices = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(0))[:len(photos)]
+    _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
+                             "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench", *overrides])
+    if name == "vissl":
+        cfg.MODEL.HEAD.PARAMS = VISSL_PIRL_HEADS
+        loss = vissl_nce_loss(dataset_size, num_negatives, DIM)
+        chain = [dict(VISSL_PIRL_TRANSFORMS[0], crop_size_image=image_size),
+                 *VISSL_PIRL_TRANSFORMS[1:]]
+        transform, collate = get_transform(chain), get_collator("patch_and_image_collator", {})
+    else:
+        loss = PIRLLoss(num_train_samples=dataset_size, num_negatives=num_negatives)
+        transform = get_transform(cfg.DATA.TRAIN.TRANSFORMS)
+        collate = get_collator("pirl_collator", {"transformed_key": "patches"})
+    model = build_model(cfg.MODEL, cfg.OPTIMIZER).to(device)
+    loss = loss.to(device)
+    optimizer = build_optimizer(dict(cfg.OPTIMIZER, param_schedulers={}, **{"lr": 0.03}))
+    optimizer.set_param_groups(model.parameters())
+    targets = indices.to(device)
+
+    def batch() -> dict:
+        data = collate([transform({"data": [photo], "label": [int(i)], "data_valid": [1],
+                                   "data_idx": [int(i)]}) for photo, i in zip(photos, indices)])
+        return {key: data[key][0].to(device) for key in ("patches", "images")}
+    fixed = None if augment_each_step else batch()
+
+    def run() -> None:
+        inputs = batch() if fixed is None else fixed
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+            output = model(inputs)
+            value = loss(output, targets)
+        optimizer.zero_grad()
+        value.backward()
+        optimizer.step(where=0.0)
+        if isinstance(loss, PIRLLoss):
+            loss.memory_bank.update(*loss.memory_update_inputs(output, targets))
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    run.loss = loss  # what a caller inspects after a step (the bank)
+    return run
+
+
 def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
     torch.manual_seed(0)
     photos = source_photographs()[:batch]
-    dataset_size = 136
-    indices = torch.randperm(dataset_size)[:batch]
-    vissl_chain = [dict(VISSL_PIRL_TRANSFORMS[0], crop_size_image=128), *VISSL_PIRL_TRANSFORMS[1:]]
-    results = {}
-    for name in ("vissl", "ours"):
-        _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
-                                 "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench", *STEP_OVERRIDES])
-        if name == "vissl":
-            cfg.MODEL.HEAD.PARAMS = VISSL_PIRL_HEADS
-            loss = vissl_nce_loss(dataset_size, 64, DIM)
-            transform = get_transform(vissl_chain)
-            collate = get_collator("patch_and_image_collator", {})
-        else:
-            loss = PIRLLoss(num_train_samples=dataset_size, num_negatives=64)
-            transform = get_transform(cfg.DATA.TRAIN.TRANSFORMS)
-            collate = get_collator("pirl_collator", {"transformed_key": "patches"})
-        model = build_model(cfg.MODEL, cfg.OPTIMIZER)
-        optimizer = build_optimizer(dict(cfg.OPTIMIZER, param_schedulers={}, **{"lr": 0.03}))
-        optimizer.set_param_groups(model.parameters())
-
-        def run() -> None:
-            batch_data = collate([transform({"data": [photo], "label": [int(i)], "data_valid": [1],
-                                             "data_idx": [int(i)]})
-                                  for photo, i in zip(photos, indices)])
-            inputs = {key: batch_data[key][0] for key in ("patches", "images")}
-            output = model(inputs)
-            value = loss(output, indices)
-            optimizer.zero_grad()
-            value.backward()
-            optimizer.step(where=0.0)
-            if isinstance(loss, PIRLLoss):
-                loss.memory_bank.update(*loss.memory_update_inputs(output, indices))
-        results[name] = median_seconds(run, repeats)
-    return results
+    return {name: median_seconds(make_train_step(name, photos, STEP_OVERRIDES, dataset_size=136,
+                                                 num_negatives=64, image_size=128), repeats)
+            for name in ("vissl", "ours")}
 
 
 def main() -> None:

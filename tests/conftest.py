@@ -40,3 +40,16 @@ def pytest_report_header(config) -> str:
     existing = next(folder for folder in (base, *base.parents) if folder.exists())
     free = shutil.disk_usage(existing).free
     return f"scratch space free in {base}: {free / 2**30:.1f} GiB"
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """Tests marked ``gpu`` (tests/gpu/, the GPU check kit) are skipped without CUDA."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="gpu: needs a CUDA device (make gpu-check on a GPU machine, "
+                                   "see docs/performance.md)")
+    for item in items:
+        if item.get_closest_marker("gpu") is not None:
+            item.add_marker(skip)

@@ -116,18 +116,25 @@ def test_two_runs_with_the_same_seed_give_identical_losses(tmp_path):
 
 
 @pytest.mark.slow
-def test_resume_at_an_epoch_boundary_retraces_the_uninterrupted_run(tmp_path):
+@pytest.mark.parametrize("workers", [0, 2])
+def test_resume_at_an_epoch_boundary_retraces_the_uninterrupted_run(tmp_path, workers):
     """Without PhaseSeedHook the resumed epoch drew other augmentations and negatives and the
-    final banks differed."""
+    final banks differed; with 2 data-loader workers the hook reseeded too late (the workers'
+    seeds are drawn when the epoch's loader starts, before on_phase_start) and the resumed
+    epoch's losses, bank and weights differed until the hook seeded the loader's generator."""
     images = write_image_folder(tmp_path / "images", num_images=6)
-    whole = paper_config_on_cpu(images, tmp_path / "whole", "config.OPTIMIZER.num_epochs=2")
+    extra = ("config.OPTIMIZER.num_epochs=2", f"config.DATA.NUM_DATALOADER_WORKERS={workers}")
+    whole = paper_config_on_cpu(images, tmp_path / "whole", *extra)
     run([INSTRUMENTED, str(tmp_path / "whole"), *whole], cwd=tmp_path)
     split_dir = tmp_path / "split"
-    split = paper_config_on_cpu(images, split_dir, "config.OPTIMIZER.num_epochs=2",
+    split = paper_config_on_cpu(images, split_dir, *extra,
                                 "config.CHECKPOINT.CHECKPOINT_FREQUENCY=1")
     run([INSTRUMENTED, str(split_dir), *split], cwd=tmp_path)
     rewind_to_epoch_0(split_dir)
     run([INSTRUMENTED, str(split_dir), *split], cwd=tmp_path)  # resumes from epoch 0's end
+    whole_losses = losses(tmp_path / "whole" / "stdout.json")
+    assert losses(split_dir / "stdout.json")[-len(whole_losses) // 2:] == \
+        whole_losses[len(whole_losses) // 2:]  # the second epoch's steps
     uninterrupted = torch.load(tmp_path / "whole" / "state_end_rank0.pt")
     resumed = torch.load(split_dir / "state_end_rank0.pt")
     assert torch.equal(uninterrupted["bank"], resumed["bank"])

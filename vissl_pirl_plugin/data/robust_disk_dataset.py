@@ -19,6 +19,7 @@ from PIL import Image
 from vissl.data import DATASET_SOURCE_MAP
 from vissl.data.data_helper import get_mean_image
 from vissl.data.disk_dataset import DiskImageDataset
+from vissl.utils.io import load_file
 
 from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
 
@@ -36,16 +37,25 @@ def load_rgb_image(path: str) -> Image.Image:
 
 class RobustDiskImageDataset(DiskImageDataset):
     def image_path(self, idx: int) -> str:
-        """The file behind dataset index ``idx``."""
-        if not self.is_initialized:
-            self._load_data(self._path)
-            self.is_initialized = True
+        """The file behind dataset index ``idx``, found without reading the whole dataset.
+
+        Cheap in every process, so that ``UnreadableImageHook`` can name a file inside a
+        training step while the other ranks wait at the next collective: a ``disk_folder``'s
+        samples are in memory since ``__init__`` (VISSL scans the folder there, once); a
+        ``disk_filelist`` that this process has not loaded (the trainer's: VISSL drops the
+        list after ``__init__`` so that the data-loader workers are not sent it) is
+        memory-mapped and one entry read, and the list is not kept.
+        """
         if self.data_source == "disk_folder":
             return self.image_dataset.samples[idx][0]
-        return self._replace_img_path_prefix(str(self.image_dataset[idx]), self._remove_prefix,
+        paths = self.image_dataset if self.is_initialized else load_file(self._path, "r")
+        return self._replace_img_path_prefix(str(paths[idx]), self._remove_prefix,
                                              self._new_prefix)
 
     def __getitem__(self, idx: int) -> Tuple[Image.Image, bool]:
+        if not self.is_initialized:  # a worker loads a disk_filelist once
+            self._load_data(self._path)
+            self.is_initialized = True
         try:
             return load_rgb_image(self.image_path(idx)), True
         except DECODE_ERRORS:

@@ -4,11 +4,12 @@
 marked invalid; ``pirl_collator`` keeps it out of the loss and the memory bank.
 This hook logs each such file once, with its path, when it is first met, and
 the number of unreadable samples at the end of every epoch, so that a broken
-dataset is visible without stopping a long run.
+dataset is visible without stopping a long run. The path comes from
+``RobustDiskImageDataset.image_path``, which neither scans the folder nor loads a
+file list, so the other ranks do not wait on the lookup at the next collective.
 """
 import logging
 from typing import Set
-
 
 from vissl_pirl_plugin.hooks.noop_hook import NoopHook
 

@@ -1,0 +1,356 @@
+"""The GPU check kit (issue 13): what only a CUDA machine shows, measured in one run.
+
+    python benchmarks/gpu_check.py [--out benchmarks/gpu_check.json] [--device cuda]
+    make gpu-check            # the same after the `gpu` tests (pytest -m gpu)
+
+Five checks, each a function of the device (``--device cpu`` runs all of them at small
+sizes, as ``tests/test_gpu_check.py`` does; on a machine without CUDA the default
+``--device cuda`` prints why it skips and exits 0):
+
+1. ``check_loss_and_bank``: the loss (forward, backward) and the memory-bank update at
+   ImageNet size (1,281,167 x 128, batch 32, 32000 negatives), with the plugin's per-step
+   hooks (``NonFiniteGuardHook``, ``MemoryBankUpdateHook``), all under
+   ``torch.cuda.set_sync_debug_mode("error")``: any host-device sync in the step raises
+   and is reported with where it happened. Reports ms per step and peak GPU memory.
+2. ``train_and_resume`` (fp16 and bf16): the paper config through the plugin's launcher on
+   1 GPU with NCCL and PyTorch AMP, a few hundred steps on images cut from scikit-image's
+   photographs, then a second launch that resumes from the checkpoint before the last epoch
+   (the bank saved from the GPU) and trains that epoch again. VISSL 0.1.6 autocasts to fp16 only
+   (``torch.cuda.amp.autocast()`` in its train step): for bf16 the kit's launcher
+   (``--launch``) makes that call autocast to bf16. Checks the resumed bank equals the saved
+   one and every loss is finite; reports whether the resumed epoch retraced the first run's
+   bank exactly (cuDNN may not be deterministic, so this is reported, not required).
+3. ``linear_iteration``: one iteration of ``eval_resnet_pirl_in1k_linear`` on the
+   checkpoint of check 2 (SyncBN conversion, AMP settings and the feature heads on the GPU).
+4. ``train_throughput``: images/s of one training step of ours against VISSL's built-in
+   PIRL (its heads, transform chain and ``nce_loss_with_memory``; see
+   ``run_benchmarks.make_train_step``) at the paper's sizes, in fp32 and under fp16
+   autocast, side by side in this process, with peak GPU memory. The batch is augmented
+   once before timing: the numbers are the model, loss and bank, not data loading.
+
+Prints a table and writes every measurement as JSON.
+"""
+import argparse
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Callable, Dict, Iterator, List, Optional
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+for folder in (REPO, REPO / "benchmarks", REPO / "tests"):
+    if str(folder) not in sys.path:
+        sys.path.insert(0, str(folder))
+
+import vissl_pirl_plugin  # noqa: E402,F401 - applies vissl_compat before VISSL is imported
+from run_benchmarks import (  # noqa: E402
+    BATCH, DIM, IMAGENET, NEGATIVES, STEP_OVERRIDES, make_train_step, median_seconds,
+    source_photographs)
+
+from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook  # noqa: E402
+from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook  # noqa: E402
+from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss  # noqa: E402
+
+AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+AUTOCAST_ENV = "PIRL_GPU_CHECK_AUTOCAST"
+
+
+@contextlib.contextmanager
+def no_host_sync(device: torch.device) -> Iterator[None]:
+    """On CUDA, makes every host-device synchronisation inside raise (a no-op elsewhere)."""
+    if device.type != "cuda":
+        yield
+        return
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        yield
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+
+
+def reset_peak_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_memory_gib(device: torch.device) -> Optional[float]:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def check_loss_and_bank(device: torch.device, num_samples: int = IMAGENET, batch: int = BATCH,
+                        num_negatives: int = NEGATIVES, steps: int = 10) -> dict:
+    """Loss, backward, the per-step hooks and the bank update, ``steps`` times under
+    ``no_host_sync`` after one warm-up step (which estimates Z, once per run)."""
+    torch.manual_seed(0)
+    loss = PIRLLoss(num_train_samples=num_samples, num_negatives=num_negatives).to(device)
+    guard, bank_hook = NonFiniteGuardHook(), MemoryBankUpdateHook()
+
+    def step(iteration: int) -> None:
+        g = torch.randn(batch, DIM, device=device, requires_grad=True)
+        f = torch.randn(batch, DIM, device=device, requires_grad=True)
+        target = torch.randint(0, num_samples, (batch,), device=device)
+        task = SimpleNamespace(base_loss=loss, train=True, iteration=iteration, phase_idx=0,
+                               checkpoint_folder="", last_batch=SimpleNamespace(
+                                   model_output=[g, f], target=target, loss=None))
+        guard.on_forward(task)
+        task.last_batch.loss = loss([g, f], target)
+        guard.on_loss_and_meter(task)
+        task.last_batch.loss.backward()
+        bank_hook.on_update(task)
+
+    step(0)
+    reset_peak_memory(device)
+    result = {"bank_rows": num_samples, "batch": batch, "negatives": num_negatives,
+              "steps": steps, "host_syncs": "none"}
+    start = time.perf_counter()
+    try:
+        with no_host_sync(device):
+            for iteration in range(1, steps + 1):
+                step(iteration)
+    except RuntimeError as error:  # what set_sync_debug_mode("error") raises
+        result["host_syncs"] = f"{str(error).splitlines()[0]} at {sync_site(error)}"
+        return result
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    result["ms_per_step"] = 1000 * (time.perf_counter() - start) / steps
+    result["peak_gib"] = peak_memory_gib(device)
+    return result
+
+
+def sync_site(error: BaseException) -> str:
+    """The innermost frame of the plugin in ``error``'s traceback, as file:line."""
+    plugin = REPO / "vissl_pirl_plugin"
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__)
+              if Path(frame.filename).is_relative_to(plugin)]
+    return f"{Path(frames[-1].filename).relative_to(REPO)}:{frames[-1].lineno}" if frames \
+        else "(outside the plugin)"
+
+
+def train_throughput(device: torch.device, batch: int = BATCH, repeats: int = 10,
+                     dataset_size: int = IMAGENET, num_negatives: int = NEGATIVES,
+                     image_size: int = 224, amp: Optional[str] = None) -> Dict[str, dict]:
+    """Images/s and peak memory of one training step, VISSL's built-in PIRL against ours."""
+    photos = (source_photographs() * (batch // 17 + 1))[:batch]
+    overrides = [*STEP_OVERRIDES, f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch}",
+                 f"config.DATA.TRAIN.TRANSFORMS.0.image_crop_size={image_size}"]
+    results = {}
+    for name in ("vissl", "ours"):
+        torch.manual_seed(0)
+        run = make_train_step(name, photos, overrides, dataset_size, num_negatives, image_size,
+                              device, augment_each_step=False,
+                              amp_dtype=AMP_DTYPES[amp] if amp else None)
+        reset_peak_memory(device)
+        seconds = median_seconds(run, repeats)
+        results[name] = {"images_per_s": batch / seconds, "peak_gib": peak_memory_gib(device)}
+        del run
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    return results
+
+
+def write_photo_crops(folder: Path, count: int, size: int = 256) -> Path:
+    """``count`` JPEGs cut at random from scikit-image's photographs, in two class folders."""
+    rng = np.random.default_rng(0)
+    photos = source_photographs()
+    for index in range(count):
+        photo = photos[index % len(photos)]
+        side = int(rng.integers(min(photo.size) // 2, min(photo.size) + 1))
+        left = int(rng.integers(0, photo.size[0] - side + 1))
+        top = int(rng.integers(0, photo.size[1] - side + 1))
+        crop = photo.crop((left, top, left + side, top + side)).resize((size, size))
+        target = folder / f"class{index % 2}"
+        target.mkdir(parents=True, exist_ok=True)
+        crop.save(target / f"{index:05d}.jpg", quality=90)
+    return folder
+
+
+def device_overrides(device: torch.device) -> List[str]:
+    gpu = device.type == "cuda"
+    return [f"config.MACHINE.DEVICE={'gpu' if gpu else 'cpu'}",
+            f"config.DISTRIBUTED.BACKEND={'nccl' if gpu else 'gloo'}",
+            "config.DISTRIBUTED.NUM_NODES=1", "config.DISTRIBUTED.NUM_PROC_PER_NODE=1"]
+
+
+def launch(args: List[str], cwd: Path, env: Optional[dict] = None) -> float:
+    """Runs ``args`` (a launcher script and its arguments) with this Python; returns its wall
+    time (s), raises on failure with the end of its output."""
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True,
+                            env=dict(os.environ, PYTHONUNBUFFERED="1", **(env or {})))
+    if result.returncode != 0:
+        raise RuntimeError(f"launch failed ({result.returncode}):\n"
+                           + (result.stdout + result.stderr)[-3000:])
+    return time.perf_counter() - start
+
+
+def rewind(checkpoints: Path, phase: int) -> None:
+    """Leaves ``checkpoints`` as a run stopped right after epoch ``phase``'s checkpoint."""
+    for final in checkpoints.glob("model_final_checkpoint_phase*.torch"):
+        final.unlink()
+    (checkpoints / "checkpoint.torch").unlink()
+    (checkpoints / "checkpoint.torch").symlink_to(checkpoints / f"model_phase{phase}.torch")
+
+
+def train_and_resume(device: torch.device, workdir: Path, amp: Optional[str] = "fp16",
+                     num_images: int = 640, batch: int = BATCH, epochs: int = 10,
+                     workers: int = 8, image_size: int = 224) -> dict:
+    """The paper config for ``epochs + 1`` epochs; then the last epoch again, resumed from the
+    checkpoint of epoch ``epochs - 1`` (its bank saved from the device)."""
+    images = workdir / "images"
+    if not images.is_dir():
+        write_photo_crops(images, num_images)
+    checkpoints = workdir / f"train_{amp or 'fp32'}"
+    common = ["config=pretrain/pirl/pirl_jigsaw_4node_resnet50", *device_overrides(device),
+              f"config.DATA.TRAIN.DATA_PATHS=[{images}]",
+              f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch}",
+              f"config.DATA.TRAIN.TRANSFORMS.0.image_crop_size={image_size}",
+              f"config.LOSS.pirl_loss.num_negatives={num_images // 2}",
+              f"config.DATA.NUM_DATALOADER_WORKERS={workers}",
+              f"config.CHECKPOINT.DIR={checkpoints}", "config.CHECKPOINT.CHECKPOINT_FREQUENCY=1",
+              f"config.OPTIMIZER.num_epochs={epochs + 1}",
+              f"config.MODEL.AMP_PARAMS.USE_AMP={amp is not None}",
+              "config.MODEL.AMP_PARAMS.AMP_TYPE=pytorch", "config.LOG_FREQUENCY=1"]
+    env = {AUTOCAST_ENV: amp} if amp else {}
+    kit = [str(Path(__file__).resolve()), "--launch"]
+    first, resumed = checkpoints / "first", checkpoints / "resumed"
+    for folder in (first, resumed):
+        folder.mkdir(parents=True, exist_ok=True)
+    seconds = launch([*kit, str(first), *common], workdir, env)
+    rewind(checkpoints, epochs - 1)
+    resume_seconds = launch([*kit, str(resumed), *common], workdir, env)
+    # the kit's own checkpoint, written above (VISSL's checkpoints hold more than tensors)
+    saved = torch.load(checkpoints / f"model_phase{epochs - 1}.torch", map_location="cpu",
+                       weights_only=False)["loss"]["memory_bank.embeddings"]
+    dumps = {f"{run}_{when}": torch.load(run_dir / f"state_{when}_rank0.pt", map_location="cpu")
+             for run, run_dir in (("first", first), ("resumed", resumed))
+             for when in ("start", "end")}
+    losses = [json.loads(line)["loss"] for line in
+              (checkpoints / "stdout.json").read_text().splitlines() if '"loss"' in line]
+    steps, start, end = (dumps["first_end"]["iteration"], dumps["resumed_start"],
+                         dumps["resumed_end"])
+    return {"amp": amp or "off", "steps": steps,
+            "resumed_steps": end["iteration"] - start["iteration"],
+            "images_per_s": steps * batch / seconds, "resume_launch_s": resume_seconds,
+            "bank_restored": torch.equal(saved, start["bank"]),
+            "retraced": torch.equal(dumps["first_end"]["bank"], end["bank"]),
+            "losses_finite": bool(np.isfinite(losses).all()) and len(losses) > 0,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "checkpoint": str(checkpoints / f"model_final_checkpoint_phase{epochs}.torch")}
+
+
+def linear_iteration(device: torch.device, workdir: Path, checkpoint: str, batch: int = 4) -> dict:
+    """One training iteration (and one test batch) of the ImageNet linear benchmark."""
+    images = workdir / "images"
+    data = [f"config.DATA.{split}.{key}" for split in ("TRAIN", "TEST")
+            for key in ("DATA_PATHS", "DATA_LIMIT", "BATCHSIZE_PER_REPLICA", "DATASET_NAMES")]
+    values = [f"[{images}]", str(batch), str(batch), "[gpu_check]"] * 2
+    seconds = launch([str(REPO / "tools" / "run_distributed_engines.py"),
+                      "config=benchmark/linear_image_classification/imagenet1k/"
+                      "eval_resnet_pirl_in1k_linear", *device_overrides(device),
+                      *(f"{key}={value}" for key, value in zip(data, values)),
+                      f"config.MODEL.WEIGHTS_INIT.PARAMS_FILE={checkpoint}",
+                      "config.OPTIMIZER.num_epochs=1", "config.DATA.NUM_DATALOADER_WORKERS=0",
+                      # one epoch: a constant LR (the paper's steps need more epochs than that)
+                      *(f"config.OPTIMIZER.param_schedulers.{lr}.{key}={value}"
+                        for lr in ("lr", "lr_head")
+                        for key, value in (("name", "constant"), ("value", 0.01))),
+                      "config.METERS.accuracy_list_meter.topk_values=[1]",
+                      f"config.CHECKPOINT.DIR={workdir / 'linear'}"], workdir)
+    # the kit's own checkpoint, just written (VISSL's checkpoints hold more than tensors)
+    final = torch.load(workdir / "linear" / "model_final_checkpoint_phase0.torch",
+                       map_location="cpu", weights_only=False)
+    return {"iterations": final["iteration"], "launch_s": seconds}
+
+
+def run_check(name: str, check: Callable[[], dict], results: dict) -> None:
+    """Runs one check; a failure is recorded with its message and the others still run."""
+    print(f"== {name}", flush=True)
+    try:
+        results[name] = {"ok": True, **check()}
+    except Exception as error:  # noqa: BLE001 - the kit reports every failure and goes on
+        results[name] = {"ok": False, "error": f"{type(error).__name__}: {error}"[-2000:]}
+    print(json.dumps(results[name], indent=1, default=str), flush=True)
+
+
+def run_all(device: torch.device, workdir: Path, small: bool) -> dict:
+    """Every check on ``device``; ``small`` shrinks them to seconds (the CPU test)."""
+    results: Dict[str, dict] = {"device": torch.cuda.get_device_name(device)
+                                if device.type == "cuda" else "cpu",
+                                "torch": torch.__version__}
+    sizes = dict(num_samples=4096, num_negatives=256, batch=4) if small else {}
+    run_check("loss_and_bank", lambda: check_loss_and_bank(device, **sizes), results)
+    training = dict(num_images=8, batch=2, epochs=1, workers=0, image_size=64) if small else {}
+    for amp in ("fp16", "bf16") if device.type == "cuda" else (None,):
+        run_check(f"train_and_resume_{amp or 'fp32'}",
+                  lambda: train_and_resume(device, workdir, amp, **training), results)
+    trained = next((r for key, r in results.items() if key.startswith("train_and_resume")
+                    and r.get("ok")), None)
+    if trained:
+        run_check("linear_iteration",
+                  lambda: linear_iteration(device, workdir, trained["checkpoint"]), results)
+    step = dict(batch=2, repeats=1, dataset_size=64, num_negatives=8, image_size=64) \
+        if small else {}
+    for amp in (None, "fp16") if device.type == "cuda" else (None,):
+        run_check(f"train_step_{amp or 'fp32'}",
+                  lambda: train_throughput(device, amp=amp, **step), results)
+    return results
+
+
+def print_table(results: dict) -> None:
+    print(f"\nGPU check on {results['device']} (torch {results['torch']})")
+    for name, row in results.items():
+        if isinstance(row, dict):
+            shown = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()
+                     if k not in ("checkpoint", "error")}
+            print(f"{name:26s} {'ok  ' if row['ok'] else 'FAIL'} {shown}"
+                  + (f"\n{'':31s}{row['error'][:600]}" if not row["ok"] else ""))
+
+
+def launch_with_autocast(argv: List[str]) -> None:
+    """``--launch DUMP_DIR overrides...``: the instrumented launcher (state dumps), with VISSL's
+    ``torch.cuda.amp.autocast()`` made to autocast to the dtype in ``PIRL_GPU_CHECK_AUTOCAST``."""
+    dtype = AMP_DTYPES.get(os.environ.get(AUTOCAST_ENV, ""))
+    if dtype is not None:
+        autocast = torch.autocast
+        torch.cuda.amp.autocast = lambda *args, **kwargs: autocast("cuda", dtype=dtype)
+    import instrumented_launch
+
+    sys.argv = [instrumented_launch.__file__, *argv]
+    instrumented_launch.main()
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--launch"]:
+        launch_with_autocast(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "gpu_check.json")
+    parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/vissl_pirl_gpu_check"))
+    args = parser.parse_args()
+    if args.device == "cuda" and not torch.cuda.is_available():
+        print("SKIPPED: the GPU check kit needs a CUDA device and torch.cuda.is_available() is "
+              "False here; `--device cpu` runs its checks at small sizes on the CPU.")
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results = run_all(torch.device(args.device), args.workdir, small=args.device == "cpu")
+    print_table(results)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nJSON: {args.out}")
+    if not all(row["ok"] for row in results.values() if isinstance(row, dict)):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

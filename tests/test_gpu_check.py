@@ -1,0 +1,86 @@
+"""The GPU check kit's checks on the CPU at small sizes (benchmarks/gpu_check.py).
+
+On the CPU the sync check is a no-op, so these tests show the checks run and measure what
+they say; ``tests/gpu/`` runs them at full size on CUDA (``pytest -m gpu``)."""
+import contextlib
+import re
+import sys
+
+import pytest
+import torch
+
+from conftest import REPO
+
+sys.path.insert(0, str(REPO / "benchmarks"))
+import gpu_check  # noqa: E402
+
+CPU = torch.device("cpu")
+
+
+def test_loss_and_bank_check_runs_the_step_and_its_hooks():
+    result = gpu_check.check_loss_and_bank(CPU, num_samples=4096, num_negatives=256, batch=4,
+                                           steps=2)
+    assert result["host_syncs"] == "none" and result["ms_per_step"] > 0
+    assert result["bank_rows"] == 4096 and result["peak_gib"] is None
+
+
+def test_a_host_sync_is_reported_with_its_place(monkeypatch):
+    """What set_sync_debug_mode("error") raises on CUDA, raised here from inside the loss."""
+    armed = []
+
+    @contextlib.contextmanager
+    def armed_check(device):
+        armed.append(device)
+        yield
+
+    normalize = torch.nn.functional.normalize
+
+    def synchronizing_normalize(*args, **kwargs):
+        if armed:
+            raise RuntimeError("called a synchronizing CUDA operation")
+        return normalize(*args, **kwargs)
+    monkeypatch.setattr(gpu_check, "no_host_sync", armed_check)
+    monkeypatch.setattr(torch.nn.functional, "normalize", synchronizing_normalize)
+    result = gpu_check.check_loss_and_bank(CPU, num_samples=512, num_negatives=16, batch=2,
+                                           steps=1)
+    assert re.fullmatch(r"called a synchronizing CUDA operation at vissl_pirl_plugin/\S+\.py:\d+",
+                        result["host_syncs"]), result["host_syncs"]
+
+
+def test_one_training_step_of_ours_on_the_kits_device_path():
+    """The demo config's small trunk: the step that train_throughput times, once, on the CPU."""
+    photos = gpu_check.source_photographs()[:2]
+    torch.manual_seed(0)
+    step = gpu_check.make_train_step("ours", photos, ["config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=2"],
+                                     dataset_size=64, num_negatives=8, image_size=64,
+                                     device=CPU, augment_each_step=False)
+    before = step.loss.memory_bank.embeddings.clone()
+    step()
+    assert not torch.equal(before, step.loss.memory_bank.embeddings)
+
+
+@pytest.mark.slow
+def test_training_step_throughput_of_both_implementations():
+    """Two ResNet-50 training steps (VISSL's built-in PIRL and ours) at small sizes."""
+    results = gpu_check.train_throughput(CPU, batch=2, repeats=1, dataset_size=64,
+                                         num_negatives=8, image_size=64)
+    assert set(results) == {"vissl", "ours"}
+    assert all(row["images_per_s"] > 0 for row in results.values())
+
+
+def test_without_cuda_the_kit_skips_with_a_message(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(sys, "argv", ["gpu_check.py", "--out", str(tmp_path / "out.json")])
+    gpu_check.main()
+    assert "SKIPPED" in capsys.readouterr().out and not (tmp_path / "out.json").exists()
+
+
+@pytest.mark.slow
+def test_paper_config_trains_resumes_and_runs_the_linear_benchmark_on_cpu(tmp_path):
+    trained = gpu_check.train_and_resume(CPU, tmp_path, amp=None, num_images=8, batch=2,
+                                         epochs=1, workers=0, image_size=64)
+    assert trained["steps"] == 8 and trained["resumed_steps"] == 4
+    assert trained["bank_restored"] and trained["losses_finite"]
+    assert trained["retraced"]  # on the CPU with 0 workers the resumed epoch is exact
+    result = gpu_check.linear_iteration(CPU, tmp_path, trained["checkpoint"])
+    assert result["iterations"] == 1
