@@ -39,8 +39,7 @@ def validate_config(cfg: AttrDict) -> None:
                          "Start from config=pretrain/pirl/pirl_jigsaw_4node_resnet50.")
     loss = cfg.LOSS.pirl_loss
     check_loss_params(loss.lambda_weight, loss.temperature, loss.num_negatives, loss.loss_type,
-                      loss.negative_sampling, num_train_samples=None,
-                      sharded_bank=loss.get("memory_bank", {}).get("sharded", False))
+                      loss.negative_sampling, num_train_samples=None)
     train = cfg.DATA.TRAIN
     if train.LABEL_TYPE != "sample_index":
         raise ValueError(

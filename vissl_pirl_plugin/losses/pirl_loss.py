@@ -50,6 +50,7 @@ from vissl_pirl_plugin.losses.negative_sampling import (
     sample_shared_negatives,
 )
 from vissl_pirl_plugin.losses.nce import infonce_loss, nce_loss
+from vissl_pirl_plugin.losses.sharded_scores import ShardedNegativeScores
 
 LOSS_TYPES = ("nce", "infonce")
 NEGATIVE_SAMPLING = ("per_sample", "shared")
@@ -82,7 +83,7 @@ class PIRLLoss(ClassyLoss):
                  sharded_bank: bool = False) -> None:
         super().__init__()
         check_loss_params(lambda_weight, temperature, num_negatives, loss_type, negative_sampling,
-                          num_train_samples, sharded_bank)
+                          num_train_samples)
         self.lambda_weight = float(lambda_weight)
         self.temperature = float(temperature)
         self.num_negatives = int(num_negatives)
@@ -220,7 +221,9 @@ class PIRLLoss(ClassyLoss):
         """Cosine similarities ``(B, T)`` with ``m_I`` and ``(B, T, N)`` with the negatives.
 
         Positives and negatives are read from the bank in one lookup (one
-        collective exchange when the bank is sharded).
+        collective exchange when the bank is sharded). A sharded bank with per-sample
+        negatives looks up the positives only and sends the queries to the negatives' owners
+        (``ShardedNegativeScores``), which return the scores.
         """
         bank = self.memory_bank
         if self.negative_sampling == "shared":
@@ -229,10 +232,15 @@ class PIRLLoss(ClassyLoss):
         else:
             negative_indices = sample_per_sample_negatives(indices, bank.num_entries,
                                                            self.num_negatives)
-        rows = bank.lookup(torch.cat([indices, negative_indices.reshape(-1)]))
+        # a sharded bank with per-sample negatives sends the queries to the rows, not the rows
+        per_sample_shards = bank.sharded and self.negative_sampling == "per_sample"
+        rows = bank.lookup(indices if per_sample_shards
+                           else torch.cat([indices, negative_indices.reshape(-1)]))
         positives, negatives = rows[:indices.numel()], rows[indices.numel():]
         positive_scores = (queries * positives.unsqueeze(1)).sum(dim=-1)
-        if self.negative_sampling == "shared":
+        if per_sample_shards:
+            negative_scores = ShardedNegativeScores.apply(queries, negative_indices, bank)
+        elif self.negative_sampling == "shared":
             negative_scores = queries @ negatives.t()
         else:
             negatives = negatives.view(indices.numel(), self.num_negatives, bank.embedding_dim)
@@ -279,7 +287,7 @@ class PIRLLoss(ClassyLoss):
 
 def check_loss_params(lambda_weight: float, temperature: float, num_negatives: int,
                       loss_type: str, negative_sampling: str,
-                      num_train_samples: Optional[int], sharded_bank: bool = False) -> None:
+                      num_train_samples: Optional[int]) -> None:
     """Raises ``ValueError`` naming the key and the fix for any bad ``pirl_loss`` setting.
 
     ``num_train_samples=None`` skips the checks that need the dataset size (the
@@ -298,12 +306,6 @@ def check_loss_params(lambda_weight: float, temperature: float, num_negatives: i
                          f"of {NEGATIVE_SAMPLING}.")
     if num_negatives < 1:
         raise ValueError(f"LOSS.pirl_loss.num_negatives={num_negatives} must be >= 1.")
-    if sharded_bank and negative_sampling == "per_sample":
-        raise ValueError(
-            "LOSS.pirl_loss.memory_bank.sharded=true with negative_sampling: per_sample would "
-            "fetch every image's 1 + num_negatives rows from the other ranks each step (500 MiB "
-            "per rank at batch 32, N = 32000). Set LOSS.pirl_loss.negative_sampling=shared with "
-            "the sharded bank, or keep the replicated bank (memory_bank.sharded=false).")
     if num_train_samples is None:
         return
     if num_train_samples < 2:
