@@ -1,93 +1,110 @@
-"""Photometric augmentation of PIRL (paper Appendix A), fast on the CPU.
+"""Colour jitter of PIRL (paper Appendix A), vectorised over a batch of crops.
 
 "random color jitter, hue, contrast, saturation": the operations and ranges of
-torchvision's ``ColorJitter`` (brightness, contrast and saturation factors
-uniform in ``[max(0, 1 - x), 1 + x]``, a hue shift uniform in ``[-h, h]`` turns,
-applied in a random order drawn per image), then optional random grayscale and
-Gaussian blur (off by default; VISSL model-zoo options). Each image of a batch
-(the 9 jigsaw patches) gets its own random parameters.
+torchvision's ``ColorJitter`` that the authors' config uses (brightness, contrast and
+saturation factors uniform in ``[max(0, 1 - x), 1 + x]``, a hue shift uniform in ``[-h, h]``
+turns, applied in a random order drawn per crop). Every crop of a batch (I, or the 9 jigsaw
+patches) gets its own factors and order.
 
-Images are processed as float32 HWC arrays with numpy and OpenCV (its HSV
-conversion is several times faster than torchvision's tensor ``adjust_hue``)
-and rounded once at the end; outputs agree with torchvision's to +-1 grey level.
+Crops are processed as one float32 ``(N, H, W, 3)`` array with numpy and rounded once at the
+end; each op agrees to +-1 grey level with torchvision's op on the PIL images VISSL's
+``ColorJitter`` works on (the hue through PIL's 8-bit HSV, as there).
 """
 from typing import Sequence
 
-import cv2
 import numpy as np
-import torch
 
 GRAY_WEIGHTS = np.array([0.2989, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as torchvision
-cv2.setNumThreads(1)  # data-loader workers are the unit of parallelism
 
 
-def grayscale(image: np.ndarray) -> np.ndarray:
-    """``(..., H, W, 1)`` luma of float RGB ``(..., H, W, 3)``."""
-    return image @ GRAY_WEIGHTS[:, None]
+def _per_crop(values: np.ndarray) -> np.ndarray:
+    return np.asarray(values, dtype=np.float32).reshape(-1, 1, 1, 1)
 
 
-def adjust_brightness(image: np.ndarray, factor: float) -> np.ndarray:
-    return np.clip(image * factor, 0.0, 1.0, out=image)
+def luma(images: np.ndarray) -> np.ndarray:
+    """``(N, H, W, 1)`` luma of float RGB ``(N, H, W, 3)``."""
+    return images @ GRAY_WEIGHTS[:, None]
 
 
-def adjust_contrast(image: np.ndarray, factor: float) -> np.ndarray:
-    mean = float(grayscale(image).mean())
-    return np.clip(factor * image + (1 - factor) * mean, 0.0, 1.0)
+def adjust_brightness(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    return np.clip(images * _per_crop(factors), 0.0, 1.0)
 
 
-def adjust_saturation(image: np.ndarray, factor: float) -> np.ndarray:
-    return np.clip(factor * image + (1 - factor) * grayscale(image), 0.0, 1.0)
+def adjust_contrast(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    means = luma(images).mean(axis=(1, 2, 3)).reshape(-1, 1, 1, 1)
+    factors = _per_crop(factors)
+    return np.clip(factors * images + (1 - factors) * means, 0.0, 1.0)
 
 
-def adjust_hue(image: np.ndarray, shift: float) -> np.ndarray:
-    """Rotates the hue of float RGB in [0, 1] by ``shift`` turns (HSV, as torchvision)."""
-    hsv = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2HSV)
-    hsv[..., 0] = np.mod(hsv[..., 0] + 360.0 * shift, 360.0)
-    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+def adjust_saturation(images: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    factors = _per_crop(factors)
+    return np.clip(factors * images + (1 - factors) * luma(images), 0.0, 1.0)
 
 
-class PhotometricAugmentation:
-    """uint8 ``(3, H, W)`` or ``(N, 3, H, W)`` tensor -> uint8 tensor of the same shape."""
+def adjust_hue(images: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Rotates the hue by ``shifts`` turns as torchvision does on the PIL images VISSL jitters: 8-bit
+    HSV (PIL's ``convert("HSV")`` and back, ``Convert.c``), hue shifted by ``int(shift * 255)``
+    modulo 256. Float RGB in [0, 1] in and out."""
+    rgb = np.rint(images * 255.0).astype(np.int16)
+    high, low = rgb.max(axis=-1), rgb.min(axis=-1)
+    spread = (high - low).astype(np.float32)
+    grey = spread == 0
+    spread[grey] = 1.0
+    red, green, blue = (((high - rgb[..., c]) / spread) for c in range(3))
+    # float32 where PIL stores a float, float64 where its C expression is double
+    hue = np.where(rgb[..., 0] == high, blue - green, np.where(
+        rgb[..., 1] == high, 2.0 + red.astype(np.float64) - blue,
+        4.0 + green.astype(np.float64) - red)).astype(np.float32)
+    hue = np.mod(hue.astype(np.float64) / 6.0 + 1.0, 1.0).astype(np.float32)
+    hue = np.clip((hue.astype(np.float64) * 255.0).astype(np.int16), 0, 255)
+    saturation = (spread / np.maximum(high, 1).astype(np.float32)).astype(np.float64)
+    saturation = np.clip((saturation * 255.0).astype(np.int16), 0, 255)
+    hue[grey], saturation[grey] = 0, 0
+    offsets = (np.asarray(shifts, dtype=np.float32) * 255.0).astype(np.int32).reshape(-1, 1, 1)
+    hue = np.mod(hue + offsets, 256).astype(np.float32)
+    sector = np.floor(hue * 6.0 / 255.0)
+    fraction_s = (hue * 6.0 / 255.0 - sector) * saturation
+    value = high.astype(np.float32)
+    p = np.rint(value * (255.0 - saturation) / 255.0)
+    q = np.rint(value * (255.0 - fraction_s) / 255.0)
+    t = np.rint(value * (255.0 - saturation + fraction_s) / 255.0)
+    sector = sector.astype(np.int64) % 6
+    channels = [np.choose(sector, [value, q, p, p, t, value]),
+                np.choose(sector, [t, value, value, q, p, p]),
+                np.choose(sector, [p, p, t, value, value, q])]
+    out = np.stack(channels, axis=-1)
+    out[grey] = value[grey][..., None]
+    return np.clip(out, 0, 255).astype(np.float32) * np.float32(1 / 255)
 
-    def __init__(self, color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.2), jitter_p: float = 1.0,
-                 grayscale_p: float = 0.0, blur_p: float = 0.0,
-                 blur_sigma: Sequence[float] = (0.1, 2.0)) -> None:
-        if len(color_jitter) != 4:
+
+OPS = (adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue)
+
+
+class ColorJitter:
+    """torchvision's ``ColorJitter(brightness, contrast, saturation, hue)`` on a batch of crops."""
+
+    def __init__(self, strengths: Sequence[float] = (0.4, 0.4, 0.4, 0.2)) -> None:
+        if len(strengths) != 4:
             raise ValueError("color_jitter must be [brightness, contrast, saturation, hue], got "
-                             f"{list(color_jitter)}.")
-        brightness, contrast, saturation, hue = (float(v) for v in color_jitter)
+                             f"{list(strengths)}.")
+        brightness, contrast, saturation, hue = (float(v) for v in strengths)
         if not 0 <= hue <= 0.5:
             raise ValueError(f"color_jitter hue={hue} must be in [0, 0.5].")
-        self.ranges = [(max(0.0, 1 - brightness), 1 + brightness, brightness > 0),
-                       (max(0.0, 1 - contrast), 1 + contrast, contrast > 0),
-                       (max(0.0, 1 - saturation), 1 + saturation, saturation > 0),
-                       (-hue, hue, hue > 0)]
-        self.ops = [adjust_brightness, adjust_contrast, adjust_saturation, adjust_hue]
-        self.jitter_p, self.grayscale_p = jitter_p, grayscale_p
-        self.blur_p, self.blur_sigma = blur_p, tuple(blur_sigma)
+        ranges = [(max(0.0, 1 - v), 1 + v) for v in (brightness, contrast, saturation)]
+        self.low, self.high = (np.array(bound, dtype=np.float32)
+                               for bound in zip(*ranges, (-hue, hue)))
+        self.active = [strength > 0 for strength in (brightness, contrast, saturation, hue)]
 
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        single = pixels.dim() == 3
-        batch = pixels.unsqueeze(0) if single else pixels
-        images = batch.permute(0, 2, 3, 1).numpy().astype(np.float32) * np.float32(1 / 255)
-        # all random draws of the batch at once: [apply jitter, 4 factors, grayscale, blur, sigma]
-        draws = torch.rand(len(images), 8).numpy()
-        orders = torch.rand(len(images), len(self.ops)).argsort(dim=1).numpy()
-        out = np.stack([self.augment(image, d, o) for image, d, o in zip(images, draws, orders)])
-        result = torch.from_numpy(np.rint(out * 255.0).astype(np.uint8)).permute(0, 3, 1, 2)
-        return result[0] if single else result
-
-    def augment(self, image: np.ndarray, draws: np.ndarray, order: np.ndarray) -> np.ndarray:
-        """One float HWC image; ``draws`` are 8 uniform [0, 1) numbers, ``order`` the op order."""
-        if draws[0] < self.jitter_p:
-            for op_index in order:
-                low, high, active = self.ranges[op_index]
-                if active:
-                    image = self.ops[op_index](image, low + (high - low) * float(draws[1 + op_index]))
-        if draws[5] < self.grayscale_p:
-            image = np.repeat(grayscale(image), 3, axis=-1)
-        if draws[6] < self.blur_p:
-            low, high = self.blur_sigma
-            sigma = low + (high - low) * float(draws[7])
-            image = cv2.GaussianBlur(image, (23, 23), sigma, borderType=cv2.BORDER_REFLECT_101)
-        return image
+    def __call__(self, crops: np.ndarray, uniforms: np.ndarray, orders: np.ndarray) -> np.ndarray:
+        """uint8 ``(N, H, W, 3)`` -> uint8; ``uniforms`` ``(N, 4)`` in [0, 1) pick the factors,
+        ``orders`` ``(N, 4)`` the op order of each crop."""
+        if not any(self.active):
+            return crops
+        factors = self.low + (self.high - self.low) * uniforms
+        images = crops.astype(np.float32) * np.float32(1 / 255)
+        for step in range(len(OPS)):
+            for op_index, op in enumerate(OPS):
+                rows = np.flatnonzero(orders[:, step] == op_index)
+                if self.active[op_index] and rows.size:
+                    images[rows] = op(images[rows], factors[rows, op_index])
+        return np.rint(images * 255.0).astype(np.uint8)
