@@ -1,6 +1,7 @@
 """vissl-pirl against VISSL's built-in PIRL, side by side in one process, on identical inputs.
 
     .venv/bin/python benchmarks/run_benchmarks.py [--out benchmarks/results.json] [--repeats 7]
+        [--parts augmentation data_loader loss train_step]
 
 Three measurements, each the median of ``--repeats`` timed runs after one warm-up:
 
@@ -203,7 +204,8 @@ def bench_data_loader(repeats: int, workers: Sequence[int] = (0, 2)) -> Dict[str
             def run() -> None:
                 for _ in loader:
                     pass
-            results[f"{name}_{count}_workers"] = len(dataset) / median_seconds(run, repeats)
+            seconds = median_seconds(run, max(3, repeats // 2))
+            results[f"{name}_{count}_workers"] = len(dataset) / seconds
     return results
 
 
@@ -248,46 +250,66 @@ def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
             optimizer.step(where=0.0)
             if isinstance(loss, PIRLLoss):
                 loss.memory_bank.update(*loss.memory_update_inputs(output, indices))
-        results[name] = median_seconds(run, repeats)
+        results[name] = median_seconds(run, max(3, repeats // 2))
     return results
+
+
+PARTS = {"loss": ("loss_step_seconds", bench_loss),
+         "augmentation": ("augmentation_images_per_second", bench_augmentation),
+         "data_loader": ("data_loader_images_per_second", bench_data_loader),
+         "train_step": ("train_step_seconds", bench_train_step)}
+
+
+def table(results: Dict[str, Dict]) -> List[tuple]:
+    """(label, VISSL, ours, speed-up) rows of the measured parts."""
+    rows: List[tuple] = []
+    loss = results.get("loss_step_seconds")
+    if loss:
+        rows += [(label, loss["vissl_per_sample"], loss[key], loss["vissl_per_sample"] / loss[key])
+                 for label, key in (
+                     ("loss+bank step, per-sample (s)", "ours_per_sample"),
+                     ("loss+bank step, per-sample fp16 bank (s)", "ours_per_sample_fp16"),
+                     ("loss+bank step, shared negatives (s)", "ours_shared"))]
+    augmentation = results.get("augmentation_images_per_second")
+    if augmentation:
+        rows += [(label, augmentation[key]["vissl"], augmentation[key]["ours"],
+                  augmentation[key]["ours"] / augmentation[key]["vissl"]) for label, key in (
+                     ("(a) transform, images/s, 1 core", "transform"),
+                     ("(b) decode + transform, images/s, 1 core", "decode_and_transform"))]
+    loader = results.get("data_loader_images_per_second")
+    if loader:
+        rows += [(f"(c) data loader, {count} workers, images/s", loader[f"vissl_{count}_workers"],
+                  loader[f"ours_{count}_workers"],
+                  loader[f"ours_{count}_workers"] / loader[f"vissl_{count}_workers"])
+                 for count in (0, 2)]
+    step = results.get("train_step_seconds")
+    if step:
+        rows.append(("CPU demo training step (s)", step["vissl"], step["ours"],
+                     step["vissl"] / step["ours"]))
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=sorted(PARTS),
+                        help="measure only these; the others keep their numbers in --out")
     args = parser.parse_args()
-    load = os.getloadavg()
-    loss = bench_loss(args.repeats)
-    augmentation = bench_augmentation(args.repeats)
-    loader = bench_data_loader(max(3, args.repeats // 2))
-    step = bench_train_step(max(3, args.repeats // 2))
-    rows: List[tuple] = [
-        ("loss+bank step, per-sample (s)", loss["vissl_per_sample"], loss["ours_per_sample"],
-         loss["vissl_per_sample"] / loss["ours_per_sample"]),
-        ("loss+bank step, per-sample fp16 bank (s)", loss["vissl_per_sample"],
-         loss["ours_per_sample_fp16"], loss["vissl_per_sample"] / loss["ours_per_sample_fp16"]),
-        ("loss+bank step, shared negatives (s)", loss["vissl_per_sample"], loss["ours_shared"],
-         loss["vissl_per_sample"] / loss["ours_shared"]),
-        *[(label, augmentation[key]["vissl"], augmentation[key]["ours"],
-           augmentation[key]["ours"] / augmentation[key]["vissl"]) for label, key in (
-            ("(a) transform, images/s, 1 core", "transform"),
-            ("(b) decode + transform, images/s, 1 core", "decode_and_transform"))],
-        *[(f"(c) data loader, {count} workers, images/s", loader[f"vissl_{count}_workers"],
-           loader[f"ours_{count}_workers"],
-           loader[f"ours_{count}_workers"] / loader[f"vissl_{count}_workers"]) for count in (0, 2)],
-        ("CPU demo training step (s)", step["vissl"], step["ours"], step["vissl"] / step["ours"]),
-    ]
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    loads = results.setdefault("load_average_1_min_at_start", {})
+    for part in args.parts:
+        key, measure = PARTS[part]
+        loads[part] = os.getloadavg()[0]
+        results[key] = measure(args.repeats)
+    rows = table(results)
     print(f"\n{'measurement':44s} {'VISSL':>10s} {'vissl-pirl':>11s} {'speed-up':>9s}")
     for label, vissl, ours, ratio in rows:
         print(f"{label:44s} {vissl:10.4f} {ours:11.4f} {ratio:8.2f}x")
+    results["speedups"] = {label: ratio for label, _, _, ratio in rows}
+    results["torch_threads"] = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"loss_step_seconds": loss, "augmentation_images_per_second":
-                                    augmentation, "data_loader_images_per_second": loader,
-                                    "train_step_seconds": step,
-                                    "load_average_1_5_15_min_at_start": load,
-                                    "speedups": {label: ratio for label, _, _, ratio in rows},
-                                    "torch_threads": torch.get_num_threads()}, indent=2))
+    args.out.write_text(json.dumps(results, indent=2))
     print(f"\nJSON: {args.out}")
 
 

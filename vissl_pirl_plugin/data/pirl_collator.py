@@ -32,7 +32,8 @@ def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
             "made by ImgPilToPirlPair or ImgPilToPirlJigsaw listed first in DATA.TRAIN.TRANSFORMS.")
     output = {image_key: [_channels_last(torch.stack([view[0] for view in views]))]}
     if len(views[0]) == 2:
-        output[transformed_key] = [_channels_last(torch.cat([_as_batch(view[1]) for view in views]))]
+        transformed = torch.cat([_as_batch(view[1]) for view in views])
+        output[transformed_key] = [_channels_last(transformed)]
     labels = torch.tensor([int(sample["label"][0]) for sample in batch], dtype=torch.long)
     valid = torch.tensor([sample["data_valid"][0] == 1 for sample in batch], dtype=torch.bool)
     data_idx = torch.tensor([int(sample["data_idx"][0]) for sample in batch], dtype=torch.long)

@@ -56,7 +56,8 @@ class CropAugmentation:
                 raise ValueError(f"{name}={value} is a probability: use a value in [0, 1].")
         self.color_jitter = ColorJitter(color_jitter)
         self.jitter_p, self.photometric_p = float(jitter_p), float(photometric_p)
-        self.grayscale_p, self.blur_p, self.flip_p = float(grayscale_p), float(blur_p), float(flip_p)
+        self.grayscale_p, self.blur_p = float(grayscale_p), float(blur_p)
+        self.flip_p = float(flip_p)
         self.blur_sigma = tuple(float(s) for s in blur_sigma)
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -5,8 +5,8 @@ resize this crop to 255 x 255, and then divide into a 3 x 3 grid. We extract a
 patch of 64 x 64 from each of these grids and get 9 patches. We apply
 photometric data augmentation (random color jitter, hue, contrast,
 saturation) to each patch independently": the authors' per-crop recipe
-(``crop_augmentation.py``, its arguments passed on), on each patch independently. The patches are put in a random
-order: any of the 9! orders by default, or one of a fixed set of
+(``crop_augmentation.py``, its arguments passed on), on each patch independently. The
+patches are put in a random order: any of the 9! orders by default, or one of a fixed set of
 ``num_permutations`` (the |T| study of §4.2, Fig. 7; see ``permutations.py``).
 """
 from typing import Any, Optional, Sequence

@@ -1,4 +1,4 @@
-"""PIL's photometric operations, as the authors' PIRL recipe applies them, on uint8 batches of crops.
+"""PIL's photometric operations of the authors' PIRL recipe, on uint8 batches of crops.
 
 Paper Appendix A: "random values of color jitter, contrast, brightness, saturation, sharpness,
 equalize etc.". The authors' released config (VISSL 0.1.6's

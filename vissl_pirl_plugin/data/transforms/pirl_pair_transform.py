@@ -38,7 +38,8 @@ class ImgPilToPirlPair(ClassyTransform):
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
                  **augmentation: Any) -> None:
         """``augmentation``: ``CropAugmentation``'s arguments for ``I`` (``color_jitter``,
-        ``jitter_p``, ``photometric_p``, ``grayscale_p``, ``blur_p``, ``blur_sigma``, ``flip_p``)."""
+        ``jitter_p``, ``photometric_p``, ``grayscale_p``, ``blur_p``, ``blur_sigma``,
+        ``flip_p``)."""
         self.image_transform = v2.Compose([
             v2.RandomResizedCrop(image_crop_size, scale=tuple(image_crop_scale), antialias=True),
             CropAugmentation(**augmentation),
