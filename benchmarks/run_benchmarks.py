@@ -1,6 +1,7 @@
 """vissl-pirl against VISSL's built-in PIRL, side by side in one process, on identical inputs.
 
     .venv/bin/python benchmarks/run_benchmarks.py [--out benchmarks/results.json] [--repeats 7]
+        [--parts augmentation data_loader loss train_step]
 
 Three measurements, each the median of ``--repeats`` timed runs after one warm-up:
 
@@ -8,9 +9,14 @@ Three measurements, each the median of ``--repeats`` timed runs after one warm-u
    per GPU, N = 32000 negatives, 128-d, two loss terms, ImageNet's 1281167-entry bank. Ours
    with per-sample negatives (fp32 and fp16 bank) and shared negatives; VISSL's
    ``nce_loss_with_memory`` (per-sample; it has no shared option).
-2. the augmentation chain, images/s on one core, on 17 real photographs (scikit-image's and
-   scikit-learn's sample photos, 300 to 640 px): ``ImgPilToPirlJigsaw`` against VISSL's PIRL chain (ImgPilToPatchesAndImage,
-   ColorJitter, ImgPilRandomPhotometric, RandomGrayscale, flip, ToTensor, Normalize).
+2. the augmentation at equal work, both sides running the authors' recipe (VISSL 0.1.6's PIRL
+   chain ``VISSL_PIRL_TRANSFORMS``: ImgPilToPatchesAndImage, ColorJitter, ImgPilRandomPhotometric,
+   RandomGrayscale, flip, ToTensor, Normalize, against ``ImgPilToPirlJigsaw``'s defaults), on the
+   169 JPEG photographs of the demo dataset (``data/demo``, built by ``make install``):
+   (a) the transform alone on decoded images and (b) decoding the JPEG files + the transform,
+   images/s on one core (the process is pinned to one CPU, one thread); (c) VISSL's data loader
+   end to end (``GenericSSLDataset`` with VISSL's ``disk_folder`` or ours, the transform, the
+   collator: ``patch_and_image_collator`` or ``pirl_collator``), batch 32, with 0 and 2 workers.
 3. one full training step of the CPU demo config at ResNet-50 sizes with 0 data-loader
    workers (``STEP_OVERRIDES``: ResNet-50, batch 16, 128-px images and 9 patches of 64 px,
    64 negatives): augmenting and collating 16 of those photographs, forward, loss, backward, SGD step, bank update. The plugin's transform,
@@ -21,26 +27,34 @@ are what docs/performance.md reports.
 """
 import argparse
 import json
+import os
 import statistics
 import time
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from PIL import Image
 
 import numpy as np
 import torch
+import vissl_pirl_plugin  # noqa: F401  (first: its VISSL compatibility patches)
 from classy_vision.optim import build_optimizer
 from vissl.config import AttrDict
+from vissl.data import DATA_SOURCES_WITH_SUBSET_SUPPORT, DATASET_SOURCE_MAP, build_dataloader
 from vissl.data.collators import get_collator
+from vissl.data.disk_dataset import DiskImageDataset
+from vissl.data.ssl_dataset import GenericSSLDataset
 from vissl.data.ssl_transforms import get_transform
 from vissl.losses.nce_loss import NCELossWithMemory
 from vissl.models import build_model
 
+from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image
+from vissl_pirl_plugin.engine.config_validation import prepare_data
 from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 
 IMAGENET = 1281167
+DEMO_IMAGES = Path("data/demo/train")
 BATCH, NEGATIVES, DIM = 32, 32000, 128
 VISSL_PIRL_TRANSFORMS = [
     {"name": "ImgPilToPatchesAndImage", "crop_scale_image": [0.08, 1.0], "crop_size_image": 224,
@@ -118,20 +132,80 @@ def bench_loss(repeats: int) -> Dict[str, float]:
     return results
 
 
-def bench_augmentation(repeats: int) -> Dict[str, float]:
-    threads = torch.get_num_threads()
+def demo_jpegs() -> List[Path]:
+    files = sorted(DEMO_IMAGES.glob("*/*.jpg"))
+    if not files:
+        raise SystemExit(f"No JPEG photographs under {DEMO_IMAGES}: build the demo dataset with "
+                         "`make install` or `python -m vissl_pirl_plugin.tools.demo_data --out "
+                         "data/demo`.")
+    return files
+
+
+def vissl_pil_loader(path: Path) -> Image.Image:
+    """How VISSL's ``disk_folder`` decodes a file (torchvision's ``pil_loader``)."""
+    with open(path, "rb") as handle:
+        return Image.open(handle).convert("RGB")
+
+
+def one_core() -> set:
+    """Pins this process to one CPU and one thread; returns the CPUs it had."""
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
     torch.set_num_threads(1)
-    photos = source_photographs()
-    results = {}
-    for name, chain in (("vissl", VISSL_PIRL_TRANSFORMS), ("ours", [{"name": "ImgPilToPirlJigsaw"}])):
+    return cpus
+
+
+def bench_augmentation(repeats: int) -> Dict[str, Dict[str, float]]:
+    """(a) the transform alone on decoded photographs and (b) decode + transform, images/s on
+    one core, for VISSL's chain and ours, both the authors' recipe."""
+    threads, cpus = torch.get_num_threads(), one_core()
+    files = demo_jpegs()
+    decoded = [vissl_pil_loader(path) for path in files]
+    results: Dict[str, Dict[str, float]] = {"transform": {}, "decode_and_transform": {}}
+    sides = (("vissl", VISSL_PIRL_TRANSFORMS, vissl_pil_loader),
+             ("ours", [{"name": "ImgPilToPirlJigsaw"}], load_rgb_image))
+    for name, chain, loader in sides:
         transform = get_transform(chain)
 
-        def run() -> None:
-            for index, photo in enumerate(photos):
-                transform({"data": [photo], "label": [index], "data_valid": [1],
-                           "data_idx": [index]})
-        results[name] = len(photos) / median_seconds(run, repeats)  # images per second
+        def sample(index: int, image: Image.Image) -> None:
+            transform({"data": [image], "label": [index], "data_valid": [1], "data_idx": [index]})
+        results["transform"][name] = len(files) / median_seconds(
+            lambda: [sample(i, image) for i, image in enumerate(decoded)], repeats)
+        results["decode_and_transform"][name] = len(files) / median_seconds(
+            lambda: [sample(i, loader(path)) for i, path in enumerate(files)], repeats)
+    os.sched_setaffinity(0, cpus)
     torch.set_num_threads(threads)
+    return results
+
+
+def bench_data_loader(repeats: int, workers: Sequence[int] = (0, 2)) -> Dict[str, float]:
+    """(c) VISSL's data loader end to end over the demo dataset, images/s: VISSL's disk_folder,
+    chain and collator against the plugin's, at ResNet-50 sizes, batch 32."""
+    demo_jpegs()
+    results = {}
+    for name in ("vissl", "ours"):
+        _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
+                                 "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench"])
+        prepare_data(cfg)  # a folder needs no dataset catalog entry
+        train = cfg.DATA.TRAIN
+        train.DROP_LAST = False
+        source_map = dict(DATASET_SOURCE_MAP)
+        if name == "vissl":
+            train.TRANSFORMS = VISSL_PIRL_TRANSFORMS
+            train.COLLATE_FUNCTION, train.COLLATE_FUNCTION_PARAMS = "patch_and_image_collator", {}
+            source_map["disk_folder"] = DiskImageDataset
+        else:
+            train.TRANSFORMS = [{"name": "ImgPilToPirlJigsaw"}]  # defaults: ResNet-50 sizes
+        dataset = GenericSSLDataset(cfg, "TRAIN", source_map, DATA_SOURCES_WITH_SUBSET_SUPPORT)
+        for count in workers:
+            loader = build_dataloader(dataset, train, count, pin_memory=False,
+                                      multi_processing_method="fork", device=torch.device("cpu"))
+
+            def run() -> None:
+                for _ in loader:
+                    pass
+            seconds = median_seconds(run, max(3, repeats // 2))
+            results[f"{name}_{count}_workers"] = len(dataset) / seconds
     return results
 
 
@@ -200,33 +274,62 @@ def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
             for name in ("vissl", "ours")}
 
 
+PARTS = {"loss": ("loss_step_seconds", bench_loss),
+         "augmentation": ("augmentation_images_per_second", bench_augmentation),
+         "data_loader": ("data_loader_images_per_second", bench_data_loader),
+         "train_step": ("train_step_seconds", bench_train_step)}
+
+
+def table(results: Dict[str, Dict]) -> List[tuple]:
+    """(label, VISSL, ours, speed-up) rows of the measured parts."""
+    rows: List[tuple] = []
+    loss = results.get("loss_step_seconds")
+    if loss:
+        rows += [(label, loss["vissl_per_sample"], loss[key], loss["vissl_per_sample"] / loss[key])
+                 for label, key in (
+                     ("loss+bank step, per-sample (s)", "ours_per_sample"),
+                     ("loss+bank step, per-sample fp16 bank (s)", "ours_per_sample_fp16"),
+                     ("loss+bank step, shared negatives (s)", "ours_shared"))]
+    augmentation = results.get("augmentation_images_per_second")
+    if augmentation:
+        rows += [(label, augmentation[key]["vissl"], augmentation[key]["ours"],
+                  augmentation[key]["ours"] / augmentation[key]["vissl"]) for label, key in (
+                     ("(a) transform, images/s, 1 core", "transform"),
+                     ("(b) decode + transform, images/s, 1 core", "decode_and_transform"))]
+    loader = results.get("data_loader_images_per_second")
+    if loader:
+        rows += [(f"(c) data loader, {count} workers, images/s", loader[f"vissl_{count}_workers"],
+                  loader[f"ours_{count}_workers"],
+                  loader[f"ours_{count}_workers"] / loader[f"vissl_{count}_workers"])
+                 for count in (0, 2)]
+    step = results.get("train_step_seconds")
+    if step:
+        rows.append(("CPU demo training step (s)", step["vissl"], step["ours"],
+                     step["vissl"] / step["ours"]))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--parts", nargs="+", choices=sorted(PARTS), default=sorted(PARTS),
+                        help="measure only these; the others keep their numbers in --out")
     args = parser.parse_args()
-    loss = bench_loss(args.repeats)
-    augmentation = bench_augmentation(args.repeats)
-    step = bench_train_step(max(3, args.repeats // 2))
-    rows: List[tuple] = [
-        ("loss+bank step, per-sample (s)", loss["vissl_per_sample"], loss["ours_per_sample"],
-         loss["vissl_per_sample"] / loss["ours_per_sample"]),
-        ("loss+bank step, per-sample fp16 bank (s)", loss["vissl_per_sample"],
-         loss["ours_per_sample_fp16"], loss["vissl_per_sample"] / loss["ours_per_sample_fp16"]),
-        ("loss+bank step, shared negatives (s)", loss["vissl_per_sample"], loss["ours_shared"],
-         loss["vissl_per_sample"] / loss["ours_shared"]),
-        ("augmentation (images/s, 1 core)", augmentation["vissl"], augmentation["ours"],
-         augmentation["ours"] / augmentation["vissl"]),
-        ("CPU demo training step (s)", step["vissl"], step["ours"], step["vissl"] / step["ours"]),
-    ]
+    results = json.loads(args.out.read_text()) if args.out.exists() else {}
+    loads = results.setdefault("load_average_1_min_at_start", {})
+    for part in args.parts:
+        key, measure = PARTS[part]
+        loads[part] = os.getloadavg()[0]
+        results[key] = measure(args.repeats)
+    rows = table(results)
     print(f"\n{'measurement':44s} {'VISSL':>10s} {'vissl-pirl':>11s} {'speed-up':>9s}")
     for label, vissl, ours, ratio in rows:
         print(f"{label:44s} {vissl:10.4f} {ours:11.4f} {ratio:8.2f}x")
+    results["speedups"] = {label: ratio for label, _, _, ratio in rows}
+    results["torch_threads"] = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"loss_step_seconds": loss, "augmentation_images_per_second":
-                                    augmentation, "train_step_seconds": step,
-                                    "speedups": {label: ratio for label, _, _, ratio in rows},
-                                    "torch_threads": torch.get_num_threads()}, indent=2))
+    args.out.write_text(json.dumps(results, indent=2))
     print(f"\nJSON: {args.out}")
 
 

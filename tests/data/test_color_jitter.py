@@ -1,55 +1,52 @@
-"""The fast photometric augmentation agrees with torchvision's ColorJitter operations."""
+"""The batched colour jitter: each op equals torchvision's op on the PIL images VISSL's ColorJitter
+works on, to +-1 grey level; every crop draws its own factors and order."""
 import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as F
+from PIL import Image
 
-from vissl_pirl_plugin.data.transforms.color_jitter import (
-    PhotometricAugmentation,
-    adjust_brightness,
-    adjust_contrast,
-    adjust_hue,
-    adjust_saturation,
-)
+from vissl_pirl_plugin.data.transforms.color_jitter import ColorJitter
+from vissl_pirl_plugin.data.transforms.pil_photometric import brightness, contrast, hue, saturation
 
-PIXELS = torch.randint(0, 256, (3, 40, 48), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+CROPS = np.random.default_rng(0).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
 
 
-def ours(op, factor):
-    image = PIXELS.permute(1, 2, 0).numpy().astype(np.float32) / 255
-    return torch.from_numpy(np.rint(op(image, factor) * 255)).permute(2, 0, 1)
-
-
-@pytest.mark.parametrize("op, reference, factor", [
-    (adjust_brightness, F.adjust_brightness, 1.3), (adjust_brightness, F.adjust_brightness, 0.6),
-    (adjust_contrast, F.adjust_contrast, 1.4), (adjust_contrast, F.adjust_contrast, 0.6),
-    (adjust_saturation, F.adjust_saturation, 1.4), (adjust_saturation, F.adjust_saturation, 0.6),
-    (adjust_hue, F.adjust_hue, 0.2), (adjust_hue, F.adjust_hue, -0.2), (adjust_hue, F.adjust_hue, 0.5),
+@pytest.mark.parametrize("op, reference, factors", [
+    (brightness, F.adjust_brightness, [1.3, 0.6, 1.0]),
+    (contrast, F.adjust_contrast, [1.4, 0.6, 1.0]),
+    (saturation, F.adjust_saturation, [1.4, 0.6, 0.0]),
+    (hue, F.adjust_hue, [0.2, -0.2, 0.5]),
 ])
-def test_each_op_matches_torchvision_to_one_grey_level(op, reference, factor):
-    expected = reference(PIXELS, factor).float()
-    assert (ours(op, factor).float() - expected).abs().max() <= 1
+def test_each_op_matches_torchvisions_op_on_pil_images(op, reference, factors):
+    expected = np.stack([np.array(reference(Image.fromarray(crop), factor))
+                         for crop, factor in zip(CROPS, factors)]).astype(int)
+    assert np.abs(op(CROPS, np.array(factors)).astype(int) - expected).max() <= 1
 
 
-def test_factors_stay_in_colorjitter_ranges_and_patches_differ():
-    torch.manual_seed(0)
-    flat = torch.full((200, 3, 8, 8), 128, dtype=torch.uint8)
-    out = PhotometricAugmentation(color_jitter=(0.4, 0.0, 0.0, 0.0))(flat).float()
-    factors = out[:, 0, 0, 0] / 128  # brightness only: value = 128 * factor
-    assert factors.min() >= 0.6 - 0.01 and factors.max() <= 1.4 + 0.01
-    assert factors.min() < 0.7 and factors.max() > 1.3  # the whole range is used
-    assert out[:, 0, 0, 0].unique().numel() > 50  # every patch draws its own factor
+def test_each_crop_of_a_batch_gets_its_own_factors_in_the_colorjitter_ranges():
+    flat = np.full((200, 8, 8, 3), 128, dtype=np.uint8)
+    uniforms = torch.rand(200, 4, generator=torch.Generator().manual_seed(0)).numpy()
+    orders = np.tile(np.arange(4), (200, 1))
+    out = ColorJitter((0.4, 0.0, 0.0, 0.0))(flat, uniforms, orders).astype(np.float32)
+    assert np.abs(out[:, 0, 0, 0] - 128 * (0.6 + 0.8 * uniforms[:, 0])).max() <= 1
+    assert np.unique(out[:, 0, 0, 0]).size > 50
 
 
-def test_grayscale_and_identity():
-    torch.manual_seed(0)
-    assert torch.equal(PhotometricAugmentation(color_jitter=(0, 0, 0, 0))(PIXELS), PIXELS)
-    gray = PhotometricAugmentation(color_jitter=(0, 0, 0, 0), grayscale_p=1.0)(PIXELS)
-    assert torch.equal(gray[0], gray[1]) and torch.equal(gray[1], gray[2])
+def test_the_order_of_the_ops_is_each_crop_own():
+    """Brightness then contrast differs from contrast then brightness once values clip."""
+    crops = np.repeat(CROPS[:1], 2, axis=0)
+    uniforms = np.array([[1.0, 0.0, 0.5, 0.5]] * 2)  # brightness 1.4, contrast 0.6
+    orders = np.array([[0, 1, 2, 3], [1, 0, 2, 3]])
+    jitter = ColorJitter((0.4, 0.4, 0.0, 0.0))
+    out = jitter(crops, uniforms, orders)
+    for row, order in enumerate(orders):
+        assert np.array_equal(out[row], jitter(crops[row:row + 1], uniforms[:1], order[None])[0])
+    assert not np.array_equal(out[0], out[1])
 
 
 def test_bad_jitter_settings():
     with pytest.raises(ValueError, match="brightness, contrast, saturation, hue"):
-        PhotometricAugmentation(color_jitter=(0.4, 0.4))
+        ColorJitter((0.4, 0.4))
     with pytest.raises(ValueError, match="hue=0.7 must be in"):
-        PhotometricAugmentation(color_jitter=(0.4, 0.4, 0.4, 0.7))
+        ColorJitter((0.4, 0.4, 0.4, 0.7))

@@ -15,7 +15,8 @@ from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPa
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext, register_pretext
 from vissl_pirl_plugin.data.transforms.rotation_pretext import RotationJigsawPretext, RotationPretext, rotate
 
-NO_PHOTOMETRIC = {"color_jitter": [0.0, 0.0, 0.0, 0.0]}
+NO_AUGMENTATION = {"color_jitter": [0.0, 0.0, 0.0, 0.0], "photometric_p": 0.0, "grayscale_p": 0.0,
+                   "flip_p": 0.0}
 
 
 def asymmetric_pixels(size: int = 64) -> torch.Tensor:
@@ -26,7 +27,7 @@ def asymmetric_pixels(size: int = 64) -> torch.Tensor:
 
 
 def test_rotation_draws_all_four_angles_after_augmentation():
-    pretext = RotationPretext(crop_size=64, crop_scale=(1.0, 1.0), flip_p=0.0, **NO_PHOTOMETRIC)
+    pretext = RotationPretext(crop_size=64, crop_scale=(1.0, 1.0), **NO_AUGMENTATION)
     pixels = asymmetric_pixels()
     seen = set()
     for _ in range(60):
@@ -51,7 +52,7 @@ def test_rotation_keeps_the_sample_index_label():
 def test_rotation_jigsaw_rotates_before_cutting_patches(monkeypatch):
     """With one fixed rotation, rotation_jigsaw equals jigsaw applied to the rotated image."""
     monkeypatch.setattr("vissl_pirl_plugin.data.transforms.rotation_pretext.random_quarter_turns", lambda: 1)
-    params = dict(crop_scale=(1.0, 1.0), num_permutations=1, **NO_PHOTOMETRIC)
+    params = dict(crop_scale=(1.0, 1.0), num_permutations=1, **NO_AUGMENTATION)
     rows = torch.arange(255).view(1, 255, 1).expand(3, 255, 255)
     pixels = (rows % 256).to(torch.uint8)  # rows differ, columns do not: rotation matters
     torch.manual_seed(3)

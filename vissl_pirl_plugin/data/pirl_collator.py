@@ -11,6 +11,10 @@ enters the loss's positive pairs or the memory bank. (VISSL's own
 ``patch_and_image_collator`` turns -1 into ``True`` with ``torch.BoolTensor``.)
 ``data_idx`` keeps every sample's dataset index, so that ``UnreadableImageHook``
 can name the files that failed.
+
+Both inputs leave in one memory format, channels-last (``torch.channels_last``, NHWC strides):
+the format cuDNN's convolutions are fastest in, and the one the transforms' uint8 pixels already
+have. With mixed formats the trunk would convert its weights on every call.
 """
 from typing import Any, Dict, List
 
@@ -26,9 +30,10 @@ def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
         raise ValueError(
             "pirl_collator expects each sample's data to be [image, transformed] or [image], as "
             "made by ImgPilToPirlPair or ImgPilToPirlJigsaw listed first in DATA.TRAIN.TRANSFORMS.")
-    output = {image_key: [torch.stack([view[0] for view in views])]}
+    output = {image_key: [_channels_last(torch.stack([view[0] for view in views]))]}
     if len(views[0]) == 2:
-        output[transformed_key] = [torch.cat([_as_batch(view[1]) for view in views])]
+        transformed = torch.cat([_as_batch(view[1]) for view in views])
+        output[transformed_key] = [_channels_last(transformed)]
     labels = torch.tensor([int(sample["label"][0]) for sample in batch], dtype=torch.long)
     valid = torch.tensor([sample["data_valid"][0] == 1 for sample in batch], dtype=torch.bool)
     data_idx = torch.tensor([int(sample["data_idx"][0]) for sample in batch], dtype=torch.long)
@@ -38,3 +43,7 @@ def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
 
 def _as_batch(tensor: torch.Tensor) -> torch.Tensor:
     return tensor if tensor.dim() == 4 else tensor.unsqueeze(0)
+
+
+def _channels_last(batch: torch.Tensor) -> torch.Tensor:
+    return batch.contiguous(memory_format=torch.channels_last)

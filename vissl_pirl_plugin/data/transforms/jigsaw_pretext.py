@@ -4,18 +4,19 @@
 resize this crop to 255 x 255, and then divide into a 3 x 3 grid. We extract a
 patch of 64 x 64 from each of these grids and get 9 patches. We apply
 photometric data augmentation (random color jitter, hue, contrast,
-saturation) to each patch independently". The patches are put in a random
-order: any of the 9! orders by default, or one of a fixed set of
+saturation) to each patch independently": the authors' per-crop recipe
+(``crop_augmentation.py``, its arguments passed on), on each patch independently. The
+patches are put in a random order: any of the 9! orders by default, or one of a fixed set of
 ``num_permutations`` (the |T| study of §4.2, Fig. 7; see ``permutations.py``).
 """
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import torch
 from torchvision.transforms import v2
 
+from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
 from vissl_pirl_plugin.data.transforms.jigsaw import extract_jigsaw_patches, jigsaw_patch_offsets
 from vissl_pirl_plugin.data.transforms.permutations import permutation_set
-from vissl_pirl_plugin.data.transforms.color_jitter import PhotometricAugmentation
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext
 
 
@@ -24,17 +25,14 @@ class JigsawPretext:
     """uint8 ``(3, H, W)`` -> uint8 ``(grid_size**2, 3, patch_size, patch_size)`` patches."""
 
     def __init__(self, crop_size: int = 255, crop_scale: Sequence[float] = (0.6, 1.0),
-                 grid_size: int = 3, patch_size: int = 64,
-                 color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.2), jitter_p: float = 1.0,
-                 grayscale_p: float = 0.0, blur_p: float = 0.0,
-                 blur_sigma: Sequence[float] = (0.1, 2.0), num_permutations: Optional[int] = None,
-                 permutation_seed: int = 0, permutation_selection: str = "maxhamming") -> None:
+                 grid_size: int = 3, patch_size: int = 64, num_permutations: Optional[int] = None,
+                 permutation_seed: int = 0, permutation_selection: str = "maxhamming",
+                 **augmentation: Any) -> None:
         jigsaw_patch_offsets(crop_size, grid_size, patch_size)  # validates the geometry
         self.grid_size = grid_size
         self.patch_size = patch_size
         self.crop = v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True)
-        self.photometric = PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p,
-                                                    blur_sigma)
+        self.augment = CropAugmentation(**augmentation)
         num_patches = grid_size * grid_size
         self.permutations = (None if num_permutations is None else permutation_set(
             int(num_permutations), num_patches, permutation_seed, permutation_selection))
@@ -49,4 +47,4 @@ class JigsawPretext:
         crop = self.crop(pixels)
         offsets = jigsaw_patch_offsets(crop.shape[-1], self.grid_size, self.patch_size)
         patches = extract_jigsaw_patches(crop, offsets, self.patch_size)[self.permutation()]
-        return self.photometric(patches)  # each patch with its own random parameters
+        return self.augment(patches)  # each patch with its own random parameters

@@ -1,7 +1,9 @@
 """``ImgPilToPirlPair``: a dataset image -> the pair ``[I, I^t]`` PIRL trains on (paper §2, App. A).
 
 ``I`` is "a 224 x 224 image obtained by applying standard data augmentation
-(flip, random resized crop, color jitter, hue, contrast, saturation)". ``I^t``
+(flip, random resized crop, color jitter, hue, contrast, saturation)": a random resized crop,
+then the authors' per-crop recipe (``crop_augmentation.py``: colour jitter, PIL photometric ops
+with p = 0.66, grayscale with p = 0.2, flip). ``I^t``
 comes from a registered pretext transform (``pretext.py``): ``jigsaw``,
 ``rotation``, ``rotation_jigsaw`` or one of the user's. With ``pretext: null``
 only ``I`` is returned (NPID / NPID++). Both are returned as normalised float
@@ -19,7 +21,7 @@ from PIL import Image
 from torchvision.transforms import v2
 
 from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
-from vissl_pirl_plugin.data.transforms.color_jitter import PhotometricAugmentation
+from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
 from vissl_pirl_plugin.data.transforms.normalization import to_normalized_float
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext
 
@@ -32,15 +34,15 @@ class ImgPilToPirlPair(ClassyTransform):
     """PIL image -> ``[I (3, 224, 224), I^t]`` (or ``[I]`` without a pretext)."""
 
     def __init__(self, pretext: Optional[Dict[str, Any]] = None, image_crop_size: int = 224,
-                 image_crop_scale: Sequence[float] = (0.08, 1.0), flip_p: float = 0.5,
-                 color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.2), jitter_p: float = 1.0,
-                 grayscale_p: float = 0.0, blur_p: float = 0.0,
-                 blur_sigma: Sequence[float] = (0.1, 2.0),
-                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD) -> None:
+                 image_crop_scale: Sequence[float] = (0.08, 1.0),
+                 mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 **augmentation: Any) -> None:
+        """``augmentation``: ``CropAugmentation``'s arguments for ``I`` (``color_jitter``,
+        ``jitter_p``, ``photometric_p``, ``grayscale_p``, ``blur_p``, ``blur_sigma``,
+        ``flip_p``)."""
         self.image_transform = v2.Compose([
             v2.RandomResizedCrop(image_crop_size, scale=tuple(image_crop_scale), antialias=True),
-            v2.RandomHorizontalFlip(flip_p),
-            PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
+            CropAugmentation(**augmentation),
         ])
         self.pretext = None if pretext is None else build_pretext(pretext)
         self.normalize = to_normalized_float(mean, std)

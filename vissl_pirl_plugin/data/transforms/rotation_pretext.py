@@ -12,8 +12,8 @@ from typing import Any, Sequence
 import torch
 from torchvision.transforms import v2
 
+from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
 from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
-from vissl_pirl_plugin.data.transforms.color_jitter import PhotometricAugmentation
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext
 
 NUM_ROTATIONS = 4
@@ -30,16 +30,14 @@ def random_quarter_turns() -> int:
 
 @register_pretext("rotation")
 class RotationPretext:
-    """uint8 ``(3, H, W)`` -> uint8 ``(3, crop_size, crop_size)``: augmented, then rotated."""
+    """uint8 ``(3, H, W)`` -> uint8 ``(3, crop_size, crop_size)``: cropped, augmented (the authors'
+    per-crop recipe, ``CropAugmentation``'s arguments), then rotated."""
 
     def __init__(self, crop_size: int = 224, crop_scale: Sequence[float] = (0.08, 1.0),
-                 flip_p: float = 0.5, color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.2),
-                 jitter_p: float = 1.0, grayscale_p: float = 0.0, blur_p: float = 0.0,
-                 blur_sigma: Sequence[float] = (0.1, 2.0)) -> None:
+                 **augmentation: Any) -> None:
         self.augment = v2.Compose([
             v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True),
-            v2.RandomHorizontalFlip(flip_p),
-            PhotometricAugmentation(color_jitter, jitter_p, grayscale_p, blur_p, blur_sigma),
+            CropAugmentation(**augmentation),
         ])
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,100 @@
+"""The per-crop augmentation of PIRL: the authors' recipe, applied to I and to every patch of I^t.
+
+Paper Appendix A: the photometric pre-processing alters colours "by using random values of
+color jitter, contrast, brightness, saturation, sharpness, equalize etc." on the image and on
+each patch independently. The authors' released config (VISSL 0.1.6's
+``configs/config/pretrain/pirl/pirl_jigsaw_4node_resnet50.yaml``) lists, in this order, for
+the image and each of the 9 patches: ``ColorJitter(0.4, 0.4, 0.4, 0.2)``;
+``ImgPilRandomPhotometric`` (p = 0.66: posterize 4-8 bits, sharpness 0.1-1.9, solarize
+threshold 0-256, autocontrast); ``RandomGrayscale(0.2)``; ``RandomHorizontalFlip(0.5)``.
+Those are the defaults here. ``photometric_p = grayscale_p = 0`` and (for patches)
+``flip_p = 0`` give the colour-jitter-only recipe of earlier releases
+(``+config/pretrain/pirl/augmentation=color_jitter_only``); ``jitter_p`` and the Gaussian blur
+(``blur_p``, after grayscale) are VISSL model-zoo options (``augmentation=gaussian_blur``).
+
+The whole batch of crops (the 9 patches at once) goes through each op as one uint8
+``(N, H, W, 3)`` array; every crop draws its own parameters, from the distributions VISSL
+draws them from.
+"""
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from vissl_pirl_plugin.data.transforms.color_jitter import ColorJitter
+from vissl_pirl_plugin.data.transforms.pil_photometric import (
+    autocontrast,
+    grayscale,
+    posterize,
+    sharpness,
+    solarize,
+)
+
+POSTERIZE_BITS = (4, 8)  # closed ranges of VISSL's pil_photometric_transforms_lib.py
+SOLARIZE_THRESHOLD = (0, 256)
+SHARPNESS_FACTOR = (0.1, 1.9)  # uniform in [0.1, 1.9)
+BLUR_KERNEL = 23
+
+
+def _uniform_int(uniforms: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
+    """Integers uniform in the closed range ``bounds`` from uniforms in [0, 1)."""
+    low, high = bounds
+    return (low + np.floor(uniforms * (high - low + 1))).astype(np.int64)
+
+
+class CropAugmentation:
+    """uint8 ``(3, H, W)`` or ``(N, 3, H, W)`` tensor -> uint8 tensor of the same shape, every crop
+    with its own random parameters."""
+
+    def __init__(self, color_jitter: Sequence[float] = (0.4, 0.4, 0.4, 0.2), jitter_p: float = 1.0,
+                 photometric_p: float = 0.66, grayscale_p: float = 0.2, blur_p: float = 0.0,
+                 blur_sigma: Sequence[float] = (0.1, 2.0), flip_p: float = 0.5) -> None:
+        for name, value in (("jitter_p", jitter_p), ("photometric_p", photometric_p),
+                            ("grayscale_p", grayscale_p), ("blur_p", blur_p), ("flip_p", flip_p)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name}={value} is a probability: use a value in [0, 1].")
+        self.color_jitter = ColorJitter(color_jitter)
+        self.jitter_p, self.photometric_p = float(jitter_p), float(photometric_p)
+        self.grayscale_p, self.blur_p = float(grayscale_p), float(blur_p)
+        self.flip_p = float(flip_p)
+        self.blur_sigma = tuple(float(s) for s in blur_sigma)
+
+    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
+        single = pixels.dim() == 3
+        batch = pixels.unsqueeze(0) if single else pixels
+        crops = batch.permute(0, 2, 3, 1).numpy().copy()  # never writes into the caller's pixels
+        result = torch.from_numpy(self.augment(crops)).permute(0, 3, 1, 2)
+        return result[0] if single else result
+
+    def augment(self, crops: np.ndarray) -> np.ndarray:
+        """uint8 ``(N, H, W, 3)`` -> uint8 ``(N, H, W, 3)``, the ops in the authors' order."""
+        count = len(crops)
+        # every random number of the batch at once: [apply? x 5, jitter x 4, posterize,
+        # sharpness, solarize, blur sigma], then the jitter orders
+        draws = torch.rand(count, 13, dtype=torch.float64).numpy()
+        orders = torch.rand(count, 4).argsort(dim=1).numpy()
+        jitter, photometric, gray, blur, flip = (draws[:, :5] < [
+            self.jitter_p, self.photometric_p, self.grayscale_p, self.blur_p, self.flip_p]).T
+        rows = np.flatnonzero(jitter)
+        if rows.size:
+            crops[rows] = self.color_jitter(crops[rows], draws[rows, 5:9], orders[rows])
+        rows = np.flatnonzero(photometric)
+        if rows.size:
+            low, high = SHARPNESS_FACTOR
+            sub = posterize(crops[rows], _uniform_int(draws[rows, 9], POSTERIZE_BITS))
+            sub = sharpness(sub, low + (high - low) * draws[rows, 10])
+            sub = solarize(sub, _uniform_int(draws[rows, 11], SOLARIZE_THRESHOLD))
+            crops[rows] = autocontrast(sub)
+        rows = np.flatnonzero(gray)
+        if rows.size:
+            crops[rows] = grayscale(crops[rows])
+        low, high = self.blur_sigma
+        for row in np.flatnonzero(blur):
+            sigma = low + (high - low) * float(draws[row, 12])
+            crops[row] = cv2.GaussianBlur(crops[row], (BLUR_KERNEL, BLUR_KERNEL), sigma,
+                                          borderType=cv2.BORDER_REFLECT_101)
+        rows = np.flatnonzero(flip)
+        if rows.size:
+            crops[rows] = crops[rows, :, ::-1]
+        return crops
