@@ -252,8 +252,8 @@ def linear_iteration(device: torch.device, workdir: Path, checkpoint: str, batch
     """One training iteration (and one test batch) of the ImageNet linear benchmark."""
     images = workdir / "images"
     data = [f"config.DATA.{split}.{key}" for split in ("TRAIN", "TEST")
-            for key in ("DATA_PATHS", "DATA_LIMIT", "BATCHSIZE_PER_REPLICA", "DATASET_NAMES")]
-    values = [f"[{images}]", str(batch), str(batch), "[gpu_check]"] * 2
+            for key in ("DATA_PATHS", "LABEL_PATHS", "DATA_LIMIT", "BATCHSIZE_PER_REPLICA")]
+    values = [f"[{images}]", f"[{images}]", str(batch), str(batch)] * 2
     seconds = launch([str(REPO / "tools" / "run_distributed_engines.py"),
                       "config=benchmark/linear_image_classification/imagenet1k/"
                       "eval_resnet_pirl_in1k_linear", *device_overrides(device),
