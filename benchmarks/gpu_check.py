@@ -98,7 +98,7 @@ def check_loss_and_bank(device: torch.device, num_samples: int = IMAGENET, batch
         g = torch.randn(batch, DIM, device=device, requires_grad=True)
         f = torch.randn(batch, DIM, device=device, requires_grad=True)
         target = torch.randint(0, num_samples, (batch,), device=device)
-        task = SimpleNamespace(base_loss=loss, train=True, iteration=iteration, phase_idx=0,
+        task = SimpleNamespace(base_loss=loss, train=True, losses=[], iteration=iteration, phase_idx=0,
                                checkpoint_folder="", last_batch=SimpleNamespace(
                                    model_output=[g, f], target=target, loss=None))
         guard.on_forward(task)
