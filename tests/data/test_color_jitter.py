@@ -1,12 +1,14 @@
 """The batched colour jitter: each op equals torchvision's op on the PIL images VISSL's ColorJitter
 works on, to +-1 grey level; every crop draws its own factors and order."""
+import itertools
+
 import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as F
 from PIL import Image
 
-from vissl_pirl_plugin.data.transforms.color_jitter import ColorJitter
+from vissl_pirl_plugin.data.transforms.color_jitter import OPS, ColorJitter
 from vissl_pirl_plugin.data.transforms.pil_photometric import brightness, contrast, hue, saturation
 
 CROPS = np.random.default_rng(0).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
@@ -50,3 +52,26 @@ def test_bad_jitter_settings():
         ColorJitter((0.4, 0.4))
     with pytest.raises(ValueError, match="hue=0.7 must be in"):
         ColorJitter((0.4, 0.4, 0.4, 0.7))
+
+
+def test_the_batch_equals_each_crop_jittered_alone_in_its_own_order():
+    """Hue runs once on the whole batch; every crop must still see exactly its own order."""
+    orders = np.array(list(itertools.permutations(range(4))))  # all 24 orders, one crop each
+    crops = np.random.default_rng(1).integers(0, 256, (len(orders), 12, 10, 3), dtype=np.uint8)
+    uniforms = np.random.default_rng(2).random((len(orders), 4))
+    jitter = ColorJitter((0.4, 0.4, 0.4, 0.2))
+    factors = jitter.low + (jitter.high - jitter.low) * uniforms
+    out = jitter(crops, uniforms, orders)
+    for crop, order, crop_factors, result in zip(crops, orders, factors, out):
+        expected = crop[None]
+        for op in order:
+            expected = OPS[op](expected, crop_factors[op:op + 1])
+        assert np.array_equal(result, expected[0])
+
+
+def test_hue_equals_torchvision_on_every_colour():
+    every = np.arange(1 << 24, dtype=np.uint32)
+    colours = np.stack([every >> 16, every >> 8, every], axis=-1).astype(np.uint8)
+    image = colours.reshape(1, 4096, 4096, 3)
+    expected = np.asarray(F.adjust_hue(Image.fromarray(image[0]), -0.3))
+    assert np.array_equal(hue(image, np.array([-0.3]))[0], expected)

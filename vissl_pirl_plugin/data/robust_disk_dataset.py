@@ -32,6 +32,8 @@ def load_rgb_image(path: str) -> Image.Image:
     with g_pathmgr.open(path, "rb") as handle:
         image = Image.open(handle)
         image.load()
+    if image.mode == "RGB":
+        return image
     return Image.fromarray(to_rgb_uint8(image).permute(1, 2, 0).numpy())
 
 

@@ -7,16 +7,24 @@ turns, applied in a random order drawn per crop). Every crop of a batch (I, or t
 patches) gets its own factors and order.
 
 The ops are ``pil_photometric.py``'s uint8 ones, equal to +-1 grey level to torchvision's ops on
-the PIL images VISSL's ``ColorJitter`` works on; each step of the random orders runs every op on
-all the crops that have it at that step, as one batch.
+the PIL images VISSL's ``ColorJitter`` works on (hue exactly). Hue, the costly op, runs once on
+the whole batch; each other op runs, step by step, on the crops that have it at that step
+before their hue, then on those that have it after: every crop still sees its own order.
 """
 from typing import Sequence
 
 import numpy as np
 
-from vissl_pirl_plugin.data.transforms.pil_photometric import brightness, contrast, hue, saturation
+from vissl_pirl_plugin.data.transforms.pil_photometric import (
+    apply_to_rows,
+    brightness,
+    contrast,
+    hue,
+    saturation,
+)
 
 OPS = (brightness, contrast, saturation, hue)
+HUE = 3
 
 
 class ColorJitter:
@@ -32,18 +40,24 @@ class ColorJitter:
         ranges = [(max(0.0, 1 - v), 1 + v) for v in factors]
         self.low, self.high = (np.array(bound, dtype=np.float32)
                                for bound in zip(*ranges, (-hue_shift, hue_shift)))
-        self.active = [float(strength) > 0 for strength in strengths]
+        self.active = np.array([float(strength) > 0 for strength in strengths])
 
     def __call__(self, crops: np.ndarray, uniforms: np.ndarray, orders: np.ndarray) -> np.ndarray:
         """uint8 ``(N, H, W, 3)`` -> uint8; ``uniforms`` ``(N, 4)`` in [0, 1) pick the factors,
         ``orders`` ``(N, 4)`` the op order of each crop."""
-        if not any(self.active):
+        if not self.active.any():
             return crops
         factors = self.low + (self.high - self.low) * uniforms
         crops = crops.copy()
-        for step in range(len(OPS)):
-            for op_index, op in enumerate(OPS):
-                rows = np.flatnonzero(orders[:, step] == op_index)
-                if self.active[op_index] and rows.size:
-                    crops[rows] = op(crops[rows], factors[rows, op_index])
+        steps = np.argsort(orders, axis=1)  # steps[crop, op]: where the op is in the crop's order
+        after_hue = steps > steps[:, HUE:]
+        active_ops = np.flatnonzero(self.active[:HUE])
+        for phase in (False, True):  # before, then after each crop's hue
+            if phase and self.active[HUE]:
+                crops = hue(crops, factors[:, HUE])
+            rows, columns = np.nonzero(after_hue[:, active_ops] == phase)
+            ops = active_ops[columns]
+            for step, op in sorted(set(zip(steps[rows, ops].tolist(), ops.tolist()))):
+                chosen = (steps[:, op] == step) & (after_hue[:, op] == phase)
+                apply_to_rows(crops, chosen, OPS[op], factors[:, op])
         return crops

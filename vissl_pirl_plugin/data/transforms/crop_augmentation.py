@@ -24,7 +24,9 @@ import torch
 
 from vissl_pirl_plugin.data.transforms.color_jitter import ColorJitter
 from vissl_pirl_plugin.data.transforms.pil_photometric import (
+    apply_to_rows,
     autocontrast,
+    flip,
     grayscale,
     posterize,
     sharpness,
@@ -74,27 +76,28 @@ class CropAugmentation:
         # sharpness, solarize, blur sigma], then the jitter orders
         draws = torch.rand(count, 13, dtype=torch.float64).numpy()
         orders = torch.rand(count, 4).argsort(dim=1).numpy()
-        jitter, photometric, gray, blur, flip = (draws[:, :5] < [
+        jitter, photometric, gray, blur, flipped = (draws[:, :5] < [
             self.jitter_p, self.photometric_p, self.grayscale_p, self.blur_p, self.flip_p]).T
-        rows = np.flatnonzero(jitter)
-        if rows.size:
-            crops[rows] = self.color_jitter(crops[rows], draws[rows, 5:9], orders[rows])
-        rows = np.flatnonzero(photometric)
-        if rows.size:
-            low, high = SHARPNESS_FACTOR
-            sub = posterize(crops[rows], _uniform_int(draws[rows, 9], POSTERIZE_BITS))
-            sub = sharpness(sub, low + (high - low) * draws[rows, 10])
-            sub = solarize(sub, _uniform_int(draws[rows, 11], SOLARIZE_THRESHOLD))
-            crops[rows] = autocontrast(sub)
-        rows = np.flatnonzero(gray)
-        if rows.size:
-            crops[rows] = grayscale(crops[rows])
-        low, high = self.blur_sigma
-        for row in np.flatnonzero(blur):
-            sigma = low + (high - low) * float(draws[row, 12])
-            crops[row] = cv2.GaussianBlur(crops[row], (BLUR_KERNEL, BLUR_KERNEL), sigma,
-                                          borderType=cv2.BORDER_REFLECT_101)
-        rows = np.flatnonzero(flip)
-        if rows.size:
-            crops[rows] = crops[rows, :, ::-1]
+        apply_to_rows(crops, jitter, self.color_jitter, draws[:, 5:9], orders)
+        apply_to_rows(crops, photometric, self.photometric, draws[:, 9:12])
+        apply_to_rows(crops, gray, grayscale)
+        apply_to_rows(crops, blur, self.blur, draws[:, 12])
+        apply_to_rows(crops, flipped, flip)
         return crops
+
+    @staticmethod
+    def photometric(crops: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+        """``ImgPilRandomPhotometric``: posterize, sharpness, solarize, autocontrast."""
+        low, high = SHARPNESS_FACTOR
+        crops = posterize(crops, _uniform_int(uniforms[:, 0], POSTERIZE_BITS))
+        crops = sharpness(crops, low + (high - low) * uniforms[:, 1])
+        crops = solarize(crops, _uniform_int(uniforms[:, 2], SOLARIZE_THRESHOLD))
+        return autocontrast(crops)
+
+    def blur(self, crops: np.ndarray, uniforms: np.ndarray) -> np.ndarray:
+        """VISSL's ``ImgPilGaussianBlur``, a sigma uniform in ``blur_sigma`` per crop."""
+        low, high = self.blur_sigma
+        return np.stack([cv2.GaussianBlur(crop, (BLUR_KERNEL, BLUR_KERNEL),
+                                          low + (high - low) * float(uniform),
+                                          borderType=cv2.BORDER_REFLECT_101)
+                         for crop, uniform in zip(crops, uniforms)])

@@ -5,6 +5,9 @@ a patch of 64 x 64 from each of these grids and get 9 patches." Each patch lies
 at a uniformly random position inside its own cell (Noroozi & Favaro's gap
 between patches). Pure tensor logic, no VISSL.
 """
+from functools import lru_cache
+
+import numpy as np
 import torch
 
 
@@ -21,15 +24,22 @@ def jigsaw_patch_offsets(crop_size: int = 255, grid_size: int = 3, patch_size: i
         raise ValueError(
             f"patch_size={patch_size} does not fit in a grid cell of {cell} pixels "
             f"(crop_size={crop_size} // grid_size={grid_size}). Use patch_size <= {cell}.")
-    rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
-    cell_corners = torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1) * cell
     jitter = torch.randint(0, cell - patch_size + 1, (grid_size * grid_size, 2),
                            generator=generator)
-    return cell_corners + jitter
+    return _cell_corners(grid_size, cell) + jitter
+
+
+@lru_cache(maxsize=None)
+def _cell_corners(grid_size: int, cell: int) -> torch.Tensor:
+    rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
+    return torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1) * cell
 
 
 def extract_jigsaw_patches(image: torch.Tensor, offsets: torch.Tensor,
                            patch_size: int) -> torch.Tensor:
-    """Cuts ``(num_patches, C, patch_size, patch_size)`` patches out of a ``(C, H, W)`` image."""
-    return torch.stack([image[:, top:top + patch_size, left:left + patch_size]
+    """Cuts ``(num_patches, C, patch_size, patch_size)`` patches, channels-last, out of a
+    ``(C, H, W)`` image."""
+    pixels = image.permute(1, 2, 0).numpy()
+    patches = np.stack([pixels[top:top + patch_size, left:left + patch_size]
                         for top, left in offsets.tolist()])
+    return torch.from_numpy(patches).permute(0, 3, 1, 2)

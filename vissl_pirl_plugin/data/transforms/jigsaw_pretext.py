@@ -12,12 +12,12 @@ patches are put in a random order: any of the 9! orders by default, or one of a 
 from typing import Any, Optional, Sequence
 
 import torch
-from torchvision.transforms import v2
 
 from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
 from vissl_pirl_plugin.data.transforms.jigsaw import extract_jigsaw_patches, jigsaw_patch_offsets
 from vissl_pirl_plugin.data.transforms.permutations import permutation_set
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext
+from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
 
 
 @register_pretext("jigsaw")
@@ -31,7 +31,7 @@ class JigsawPretext:
         jigsaw_patch_offsets(crop_size, grid_size, patch_size)  # validates the geometry
         self.grid_size = grid_size
         self.patch_size = patch_size
-        self.crop = v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True)
+        self.crop = RandomResizedCrop(crop_size, crop_scale)
         self.augment = CropAugmentation(**augmentation)
         num_patches = grid_size * grid_size
         self.permutations = (None if num_permutations is None else permutation_set(
@@ -46,5 +46,5 @@ class JigsawPretext:
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         crop = self.crop(pixels)
         offsets = jigsaw_patch_offsets(crop.shape[-1], self.grid_size, self.patch_size)
-        patches = extract_jigsaw_patches(crop, offsets, self.patch_size)[self.permutation()]
+        patches = extract_jigsaw_patches(crop, offsets[self.permutation()], self.patch_size)
         return self.augment(patches)  # each patch with its own random parameters

@@ -6,13 +6,17 @@ equalize etc.". The authors' released config (VISSL 0.1.6's
 ``ColorJitter`` on PIL images (``ImageEnhance`` and PIL's 8-bit HSV), then
 ``ImgPilRandomPhotometric`` (posterize, sharpness, solarize, autocontrast; value ranges in
 ``pil_photometric_transforms_lib.py``) and ``RandomGrayscale``. Each function here takes uint8
-``(N, H, W, 3)`` crops and per-crop parameters ``(N,)`` and equals the PIL op to +-1 grey
-level: per-pixel ops run once on the stacked batch, per-crop parameters become 256-entry
-lookup tables (``cv2.LUT``). Pure numpy / OpenCV / PIL, no VISSL.
+``(N, H, W, 3)`` crops and per-crop parameters ``(N,)``, returns new crops and equals the PIL op
+to +-1 grey level (hue exactly, ``pil_hsv.py``). Per-pixel ops run once on the batch stacked
+into one ``(N * H, W, 3)`` image; per-crop parameters become 256-entry lookup tables applied crop
+by crop (``cv2.LUT``). Pure numpy / OpenCV, no VISSL.
 """
+from typing import Callable
+
 import cv2
 import numpy as np
-from PIL import Image
+
+from vissl_pirl_plugin.data.transforms.pil_hsv import hsv_to_rgb, rgb_to_hsv
 
 cv2.setNumThreads(1)  # data-loader workers are the unit of parallelism
 LEVELS = np.arange(256, dtype=np.float32)
@@ -20,15 +24,41 @@ SMOOTH = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=np.float32) / 13  # I
 
 
 def _stacked(crops: np.ndarray) -> np.ndarray:
-    """The batch as one ``(N * H, W, 3)`` image (a view), for per-pixel ops."""
+    """The batch as one ``(N * H, W, C)`` image (a view), for per-pixel ops."""
     count, height, width, channels = crops.shape
     return crops.reshape(count * height, width, channels)
 
 
+def apply_to_rows(crops: np.ndarray, chosen: np.ndarray, op: Callable[..., np.ndarray],
+                  *params: np.ndarray) -> None:
+    """``crops[chosen] = op(crops[chosen], *(p[chosen] for p in params))`` in place, without
+    gathering the rows when every crop is chosen."""
+    if chosen.all():
+        crops[:] = op(crops, *params)
+    elif chosen.any():
+        crops[chosen] = op(crops[chosen], *(param[chosen] for param in params))
+
+
+def flip(crops: np.ndarray) -> np.ndarray:
+    """``transpose(FLIP_LEFT_RIGHT)`` of every crop."""
+    return cv2.flip(_stacked(crops), 1).reshape(crops.shape)
+
+
 def apply_luts(crops: np.ndarray, luts: np.ndarray) -> np.ndarray:
     """Maps each crop through its table: ``luts`` ``(N, 256)`` or per channel ``(N, 256, 3)``."""
-    tables = luts.astype(np.uint8).reshape(len(crops), 256, 1, -1)
-    return np.stack([cv2.LUT(crop, table) for crop, table in zip(crops, tables)])
+    tables = np.minimum(np.maximum(luts, 0), 255).astype(np.uint8).reshape(len(crops), 256, 1, -1)
+    mapped = np.empty_like(crops)
+    for crop, table, out in zip(crops, tables, mapped):
+        cv2.LUT(crop, table, dst=out)
+    return mapped
+
+
+def blend(crops: np.ndarray, degenerate: np.ndarray, factors: np.ndarray) -> np.ndarray:
+    """``Image.blend(degenerate, crop, factor)`` per crop (``ImageEnhance``'s ``enhance``)."""
+    blended = np.empty_like(crops)
+    for crop, other, factor, out in zip(crops, degenerate, factors, blended):
+        cv2.addWeighted(crop, float(factor), other, 1.0 - float(factor), 0.0, dst=out)
+    return blended
 
 
 def luma(crops: np.ndarray) -> np.ndarray:
@@ -38,15 +68,15 @@ def luma(crops: np.ndarray) -> np.ndarray:
 
 def grayscale(crops: np.ndarray) -> np.ndarray:
     """``convert("L")`` then back to 3 channels (torchvision's ``RandomGrayscale`` on PIL)."""
-    return cv2.cvtColor(_stacked(crops), cv2.COLOR_RGB2GRAY).reshape(
-        crops.shape[:3])[..., None].repeat(3, axis=-1)
+    gray = cv2.cvtColor(_stacked(crops), cv2.COLOR_RGB2GRAY)
+    return cv2.cvtColor(gray, cv2.COLOR_GRAY2RGB).reshape(crops.shape)
 
 
 def _blend_luts(degenerate: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """``Image.blend(degenerate, image, factor)`` of a constant degenerate image, as tables."""
+    """``Image.blend`` with a constant degenerate image, as tables."""
     degenerate = np.asarray(degenerate, dtype=np.float32)[:, None]
     factors = np.asarray(factors, dtype=np.float32)[:, None]
-    return np.clip(degenerate + factors * (LEVELS - degenerate), 0, 255)
+    return degenerate + factors * (LEVELS - degenerate)
 
 
 def brightness(crops: np.ndarray, factors: np.ndarray) -> np.ndarray:
@@ -56,27 +86,23 @@ def brightness(crops: np.ndarray, factors: np.ndarray) -> np.ndarray:
 
 def contrast(crops: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """``ImageEnhance.Contrast``: blends with the crop's mean luma, rounded to an integer."""
-    means = np.floor(luma(crops).reshape(len(crops), -1).mean(axis=1) + 0.5)
+    sums = np.array([cv2.sumElems(plane)[0] for plane in luma(crops)])
+    means = np.floor(sums / (crops.shape[1] * crops.shape[2]) + 0.5)
     return apply_luts(crops, _blend_luts(means, factors))
 
 
 def saturation(crops: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """``ImageEnhance.Color``: blends with the crop's grayscale version."""
-    gray = grayscale(crops)
-    return np.stack([cv2.addWeighted(crop, float(f), degenerate, 1.0 - float(f), 0.0)
-                     for crop, degenerate, f in zip(crops, gray, factors)])
+    return blend(crops, grayscale(crops), factors)
 
 
 def hue(crops: np.ndarray, shifts: np.ndarray) -> np.ndarray:
     """torchvision's ``adjust_hue`` on PIL: PIL's 8-bit HSV, hue + ``int(shift * 255)`` mod 256."""
-    stacked = _stacked(crops)
-    size = stacked.shape[1::-1]
-    hsv = np.array(Image.frombytes("RGB", size, stacked.tobytes()).convert("HSV"))
-    hsv = hsv.reshape(crops.shape)
+    planes = cv2.split(_stacked(crops))
+    hue_plane, saturation_plane, value_plane = rgb_to_hsv(*planes)
     offsets = (np.asarray(shifts, dtype=np.float64) * 255).astype(np.int32).astype(np.uint8)
-    hsv[..., 0] += offsets.reshape(-1, 1, 1)  # uint8: wraps modulo 256
-    rgb = Image.frombytes("HSV", size, hsv.tobytes()).convert("RGB")
-    return np.asarray(rgb).reshape(crops.shape)
+    hue_plane.reshape(len(crops), -1)[:] += offsets[:, None]  # uint8: wraps modulo 256
+    return cv2.merge(hsv_to_rgb(hue_plane, saturation_plane, value_plane)).reshape(crops.shape)
 
 
 def posterize(crops: np.ndarray, bits: np.ndarray) -> np.ndarray:
@@ -99,17 +125,20 @@ def sharpness(crops: np.ndarray, factors: np.ndarray) -> np.ndarray:
                           borderType=cv2.BORDER_REPLICATE).reshape(crops.shape)
     smooth[:, [0, -1]] = crops[:, [0, -1]]
     smooth[:, :, [0, -1]] = crops[:, :, [0, -1]]
-    return np.stack([cv2.addWeighted(crop, float(f), degenerate, 1.0 - float(f), 0.0)
-                     for crop, degenerate, f in zip(crops, smooth, factors)])
+    return blend(crops, smooth, factors)
 
 
 def autocontrast(crops: np.ndarray) -> np.ndarray:
-    """``ImageOps.autocontrast`` (no cutoff): stretches each channel of each crop to 0-255."""
-    # channel-major copy first: numpy reduces a contiguous axis ~40 times faster than a strided one
-    planes = np.ascontiguousarray(crops.reshape(len(crops), -1, 3).transpose(0, 2, 1))
-    low = planes.min(axis=2).astype(np.float64)[:, None, :]  # PIL's Python floats
-    high = planes.max(axis=2).astype(np.float64)[:, None, :]
-    flat = high <= low
-    scale = np.where(flat, 1.0, 255.0 / np.where(flat, 1.0, high - low))
-    offset = np.where(flat, 0.0, -low * scale)
-    return apply_luts(crops, np.clip(LEVELS[:, None] * scale + offset, 0, 255))
+    """``ImageOps.autocontrast`` (no cutoff): stretches each channel of each crop to 0-255. Runs
+    on the channel planes (one-channel tables are faster than per-channel ones)."""
+    planes = [plane.reshape(len(crops), -1) for plane in cv2.split(_stacked(crops))]
+    for plane in planes:
+        low = plane.min(axis=1).astype(np.float64)[:, None]  # PIL's Python floats
+        high = plane.max(axis=1).astype(np.float64)[:, None]
+        flat = high <= low
+        scale = np.where(flat, 1.0, 255.0 / np.where(flat, 1.0, high - low))
+        offset = np.where(flat, 0.0, -low * scale)
+        tables = np.clip(LEVELS * scale + offset, 0, 255).astype(np.uint8)
+        for row, table in zip(plane, tables):
+            cv2.LUT(row, table, dst=row)
+    return cv2.merge([plane.reshape(-1, crops.shape[2]) for plane in planes]).reshape(crops.shape)

@@ -18,12 +18,12 @@ import torch
 from classy_vision.dataset.transforms import register_transform
 from classy_vision.dataset.transforms.classy_transform import ClassyTransform
 from PIL import Image
-from torchvision.transforms import v2
 
 from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
 from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
-from vissl_pirl_plugin.data.transforms.normalization import to_normalized_float
+from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext
+from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -40,16 +40,14 @@ class ImgPilToPirlPair(ClassyTransform):
         """``augmentation``: ``CropAugmentation``'s arguments for ``I`` (``color_jitter``,
         ``jitter_p``, ``photometric_p``, ``grayscale_p``, ``blur_p``, ``blur_sigma``,
         ``flip_p``)."""
-        self.image_transform = v2.Compose([
-            v2.RandomResizedCrop(image_crop_size, scale=tuple(image_crop_scale), antialias=True),
-            CropAugmentation(**augmentation),
-        ])
+        self.crop = RandomResizedCrop(image_crop_size, image_crop_scale)
+        self.augment = CropAugmentation(**augmentation)
         self.pretext = None if pretext is None else build_pretext(pretext)
-        self.normalize = to_normalized_float(mean, std)
+        self.normalize = NormalizedFloat(mean, std)
 
     def __call__(self, image: Image.Image) -> List[torch.Tensor]:
         pixels = to_rgb_uint8(image)
-        views = [self.image_transform(pixels)]
+        views = [self.augment(self.crop(pixels))]
         if self.pretext is not None:
             views.append(self.pretext(pixels))
         return [self.normalize(view) for view in views]

@@ -10,11 +10,11 @@ the rotation class, which PIRL cannot use).
 from typing import Any, Sequence
 
 import torch
-from torchvision.transforms import v2
 
 from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
 from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext
+from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
 
 NUM_ROTATIONS = 4
 
@@ -35,13 +35,11 @@ class RotationPretext:
 
     def __init__(self, crop_size: int = 224, crop_scale: Sequence[float] = (0.08, 1.0),
                  **augmentation: Any) -> None:
-        self.augment = v2.Compose([
-            v2.RandomResizedCrop(crop_size, scale=tuple(crop_scale), antialias=True),
-            CropAugmentation(**augmentation),
-        ])
+        self.crop = RandomResizedCrop(crop_size, crop_scale)
+        self.augment = CropAugmentation(**augmentation)
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        return rotate(self.augment(pixels), random_quarter_turns())
+        return rotate(self.augment(self.crop(pixels)), random_quarter_turns())
 
 
 @register_pretext("rotation_jigsaw")
