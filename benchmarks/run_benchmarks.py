@@ -3,7 +3,8 @@
     .venv/bin/python benchmarks/run_benchmarks.py [--out benchmarks/results.json] [--repeats 7]
         [--parts augmentation data_loader loss train_step]
 
-Three measurements, each the median of ``--repeats`` timed runs after one warm-up:
+Three measurements, each the median of ``--repeats`` timed runs after one warm-up, VISSL's and
+ours taking turns run by run:
 
 1. loss + memory-bank step (forward, backward, bank update) at the paper's setting: batch 32
    per GPU, N = 32000 negatives, 128-d, two loss terms, ImageNet's 1281167-entry bank. Ours
@@ -91,13 +92,23 @@ def source_photographs() -> List[Image.Image]:
 
 
 def median_seconds(run: Callable[[], None], repeats: int) -> float:
-    run()  # warm-up
-    times = []
+    return interleaved_median_seconds({"run": run}, repeats)["run"]
+
+
+def interleaved_median_seconds(runs: Dict[str, Callable[[], None]],
+                               repeats: int) -> Dict[str, float]:
+    """Median seconds of each run after one warm-up each, the runs taking turns (VISSL's, ours,
+    VISSL's, ...), so that a machine whose speed drifts during the measurement slows both
+    sides alike."""
+    for run in runs.values():
+        run()  # warm-up
+    times: Dict[str, List[float]] = {name: [] for name in runs}
     for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, run in runs.items():
+            start = time.perf_counter()
+            run()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(seconds) for name, seconds in times.items()}
 
 
 def vissl_nce_loss(dataset_size: int, num_negatives: int, dim: int) -> NCELossWithMemory:
@@ -123,13 +134,12 @@ def loss_step(loss, plugin: bool) -> Callable[[], None]:
 
 def bench_loss(repeats: int) -> Dict[str, float]:
     torch.manual_seed(0)
-    results = {"vissl_per_sample": median_seconds(
-        loss_step(vissl_nce_loss(IMAGENET, NEGATIVES, DIM), plugin=False), repeats)}
+    runs = {"vissl_per_sample": loss_step(vissl_nce_loss(IMAGENET, NEGATIVES, DIM), plugin=False)}
     for name, kwargs in (("ours_per_sample", {}), ("ours_per_sample_fp16", {"bank_dtype": "float16"}),
                          ("ours_shared", {"negative_sampling": "shared"})):
         loss = PIRLLoss(num_train_samples=IMAGENET, num_negatives=NEGATIVES, **kwargs)
-        results[name] = median_seconds(loss_step(loss, plugin=True), repeats)
-    return results
+        runs[name] = loss_step(loss, plugin=True)
+    return interleaved_median_seconds(runs, repeats)
 
 
 def demo_jpegs() -> List[Path]:
@@ -161,18 +171,22 @@ def bench_augmentation(repeats: int) -> Dict[str, Dict[str, float]]:
     threads, cpus = torch.get_num_threads(), one_core()
     files = demo_jpegs()
     decoded = [vissl_pil_loader(path) for path in files]
-    results: Dict[str, Dict[str, float]] = {"transform": {}, "decode_and_transform": {}}
     sides = (("vissl", VISSL_PIRL_TRANSFORMS, vissl_pil_loader),
              ("ours", [{"name": "ImgPilToPirlJigsaw"}], load_rgb_image))
+    runs = {}
     for name, chain, loader in sides:
         transform = get_transform(chain)
 
-        def sample(index: int, image: Image.Image) -> None:
+        def sample(index: int, image: Image.Image, transform=transform) -> None:
             transform({"data": [image], "label": [index], "data_valid": [1], "data_idx": [index]})
-        results["transform"][name] = len(files) / median_seconds(
-            lambda: [sample(i, image) for i, image in enumerate(decoded)], repeats)
-        results["decode_and_transform"][name] = len(files) / median_seconds(
-            lambda: [sample(i, loader(path)) for i, path in enumerate(files)], repeats)
+        runs[("transform", name)] = (
+            lambda sample=sample: [sample(i, image) for i, image in enumerate(decoded)])
+        runs[("decode_and_transform", name)] = (
+            lambda sample=sample, loader=loader: [sample(i, loader(path))
+                                                  for i, path in enumerate(files)])
+    results: Dict[str, Dict[str, float]] = {"transform": {}, "decode_and_transform": {}}
+    for (part, name), seconds in interleaved_median_seconds(runs, repeats).items():
+        results[part][name] = len(files) / seconds
     os.sched_setaffinity(0, cpus)
     torch.set_num_threads(threads)
     return results
@@ -182,7 +196,7 @@ def bench_data_loader(repeats: int, workers: Sequence[int] = (0, 2)) -> Dict[str
     """(c) VISSL's data loader end to end over the demo dataset, images/s: VISSL's disk_folder,
     chain and collator against the plugin's, at ResNet-50 sizes, batch 32."""
     demo_jpegs()
-    results = {}
+    runs = {}
     for name in ("vissl", "ours"):
         _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
                                  "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench"])
@@ -200,13 +214,10 @@ def bench_data_loader(repeats: int, workers: Sequence[int] = (0, 2)) -> Dict[str
         for count in workers:
             loader = build_dataloader(dataset, train, count, pin_memory=False,
                                       multi_processing_method="fork", device=torch.device("cpu"))
-
-            def run() -> None:
-                for _ in loader:
-                    pass
-            seconds = median_seconds(run, max(3, repeats // 2))
-            results[f"{name}_{count}_workers"] = len(dataset) / seconds
-    return results
+            runs[f"{name}_{count}_workers"] = lambda loader=loader: [None for _ in loader]
+    size = len(dataset)
+    return {name: size / seconds
+            for name, seconds in interleaved_median_seconds(runs, max(3, repeats // 2)).items()}
 
 
 VISSL_PIRL_HEADS = [
@@ -269,9 +280,9 @@ def make_train_step(name: str, photos: List[Image.Image], overrides: List[str],
 def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
     torch.manual_seed(0)
     photos = source_photographs()[:batch]
-    return {name: median_seconds(make_train_step(name, photos, STEP_OVERRIDES, dataset_size=136,
-                                                 num_negatives=64, image_size=128), repeats)
-            for name in ("vissl", "ours")}
+    return interleaved_median_seconds(
+        {name: make_train_step(name, photos, STEP_OVERRIDES, dataset_size=136, num_negatives=64,
+                               image_size=128) for name in ("vissl", "ours")}, repeats)
 
 
 PARTS = {"loss": ("loss_step_seconds", bench_loss),

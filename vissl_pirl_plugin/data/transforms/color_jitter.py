@@ -11,7 +11,7 @@ the PIL images VISSL's ``ColorJitter`` works on (hue exactly). Hue, the costly o
 the whole batch; each other op runs, step by step, on the crops that have it at that step
 before their hue, then on those that have it after: every crop still sees its own order.
 """
-from typing import Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -40,24 +40,27 @@ class ColorJitter:
         ranges = [(max(0.0, 1 - v), 1 + v) for v in factors]
         self.low, self.high = (np.array(bound, dtype=np.float32)
                                for bound in zip(*ranges, (-hue_shift, hue_shift)))
-        self.active = np.array([float(strength) > 0 for strength in strengths])
+        self.active = [float(strength) > 0 for strength in strengths]
 
     def __call__(self, crops: np.ndarray, uniforms: np.ndarray, orders: np.ndarray) -> np.ndarray:
         """uint8 ``(N, H, W, 3)`` -> uint8; ``uniforms`` ``(N, 4)`` in [0, 1) pick the factors,
         ``orders`` ``(N, 4)`` the op order of each crop."""
-        if not self.active.any():
+        if not any(self.active):
             return crops
         factors = self.low + (self.high - self.low) * uniforms
         crops = crops.copy()
-        steps = np.argsort(orders, axis=1)  # steps[crop, op]: where the op is in the crop's order
-        after_hue = steps > steps[:, HUE:]
-        active_ops = np.flatnonzero(self.active[:HUE])
+        groups: Dict[Tuple[bool, int, int], List[int]] = {}  # (after hue?, step, op) -> crops
+        for row, order in enumerate(orders.tolist()):
+            hue_step = order.index(HUE)
+            for step, op in enumerate(order):
+                if op != HUE and self.active[op]:
+                    groups.setdefault((step > hue_step, step, op), []).append(row)
         for phase in (False, True):  # before, then after each crop's hue
             if phase and self.active[HUE]:
                 crops = hue(crops, factors[:, HUE])
-            rows, columns = np.nonzero(after_hue[:, active_ops] == phase)
-            ops = active_ops[columns]
-            for step, op in sorted(set(zip(steps[rows, ops].tolist(), ops.tolist()))):
-                chosen = (steps[:, op] == step) & (after_hue[:, op] == phase)
-                apply_to_rows(crops, chosen, OPS[op], factors[:, op])
+            for (after_hue, _, op), rows in sorted(groups.items()):
+                if after_hue == phase:
+                    chosen = np.zeros(len(crops), dtype=bool)
+                    chosen[rows] = True
+                    apply_to_rows(crops, chosen, OPS[op], factors[:, op])
         return crops
