@@ -11,7 +11,7 @@ checkpoint exists under ``--runs`` is probed again, not retrained.
     .venv/bin/python benchmarks/quality_guard.py [--out benchmarks/quality_guard.json]
         [--seeds 0 1 2] [--variant-seeds 0 1] [--epochs 200]
 
-Prints a table and writes every run's numbers as JSON. Takes about 5½ minutes a run on
+Prints a table and writes every run's numbers as JSON. Takes about 6 to 7 minutes a run on
 2 cores.
 """
 import argparse
