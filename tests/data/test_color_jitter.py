@@ -1,15 +1,23 @@
 """The batched colour jitter: each op equals torchvision's op on the PIL images VISSL's ColorJitter
-works on, to +-1 grey level; every crop draws its own factors and order."""
+works on, to +-1 grey level (and PIL's blends without bias); every crop draws its own factors and
+order."""
 import itertools
 
+import cv2
 import numpy as np
 import pytest
 import torch
 import torchvision.transforms.v2.functional as F
-from PIL import Image
+from PIL import Image, ImageEnhance
 
 from vissl_pirl_plugin.data.transforms.color_jitter import OPS, ColorJitter
-from vissl_pirl_plugin.data.transforms.pil_photometric import brightness, contrast, hue, saturation
+from vissl_pirl_plugin.data.transforms.pil_photometric import (
+    brightness,
+    contrast,
+    hue,
+    saturation,
+    sharpness,
+)
 
 CROPS = np.random.default_rng(0).integers(0, 256, (3, 40, 48, 3), dtype=np.uint8)
 
@@ -75,3 +83,20 @@ def test_hue_equals_torchvision_on_every_colour():
     image = colours.reshape(1, 4096, 4096, 3)
     expected = np.asarray(F.adjust_hue(Image.fromarray(image[0]), -0.3))
     assert np.array_equal(hue(image, np.array([-0.3]))[0], expected)
+
+
+@pytest.mark.parametrize("op, enhance", [
+    (saturation, lambda image, factor: ImageEnhance.Color(image).enhance(factor)),
+    (sharpness, lambda image, factor: ImageEnhance.Sharpness(image).enhance(factor)),
+])
+def test_blends_truncate_as_pil_does(op, enhance):
+    """Off by at most 1 and not biased: PIL truncates the blend where OpenCV would round."""
+    rng = np.random.default_rng(3)
+    crops = np.stack([cv2.GaussianBlur(crop, (9, 9), 3) for crop in
+                      rng.integers(0, 256, (12, 48, 48, 3), dtype=np.uint8)])
+    factors = rng.uniform(0.1, 1.9, len(crops))
+    expected = np.stack([np.asarray(enhance(Image.fromarray(crop), float(factor)))
+                         for crop, factor in zip(crops, factors)]).astype(int)
+    difference = op(crops, factors).astype(int) - expected
+    assert np.abs(difference).max() <= 1
+    assert abs(difference.mean()) < 0.02

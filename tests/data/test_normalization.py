@@ -22,3 +22,10 @@ def test_bad_statistics_are_refused():
         NormalizedFloat((0.5, 0.5), STD)
     with pytest.raises(ValueError, match="3 values per channel, std > 0"):
         NormalizedFloat(MEAN, (0.2, 0.0, 0.2))
+
+
+def test_a_float_input_is_left_alone():
+    pixels = torch.rand(8, 8, 3).movedim(-1, -3) * 255
+    before = pixels.clone()
+    NormalizedFloat(MEAN, STD)(pixels)
+    assert torch.equal(pixels, before)

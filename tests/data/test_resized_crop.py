@@ -61,4 +61,6 @@ def test_crop_size_and_bad_scale():
     assert RandomResizedCrop(32)(pixels).shape == (3, 32, 32)
     with pytest.raises(ValueError, match=r"crop scale \[0.0, 1.0\] must be"):
         RandomResizedCrop(32, scale=(0.0, 1.0))
+    with pytest.raises(ValueError, match=r"crop ratio \[1.5, 0.5\] must be"):
+        RandomResizedCrop(32, ratio=(1.5, 0.5))
     assert math.isclose(RandomResizedCrop(32, scale=(0.6, 1.0)).scale[0], 0.6)

@@ -26,5 +26,6 @@ class NormalizedFloat:
         if width not in self.rows:
             self.rows[width] = (self.shift.repeat(width), self.scale.repeat(width))
         shift, scale = self.rows[width]
-        rows = interleaved.reshape(-1, width * 3).to(torch.float32).sub_(shift).mul_(scale)
+        rows = interleaved.reshape(-1, width * 3).to(torch.float32, copy=True)  # never the input
+        rows.sub_(shift).mul_(scale)
         return rows.reshape(interleaved.shape).movedim(-1, -3)

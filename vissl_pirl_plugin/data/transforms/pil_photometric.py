@@ -21,6 +21,7 @@ from vissl_pirl_plugin.data.transforms.pil_hsv import hsv_to_rgb, rgb_to_hsv
 cv2.setNumThreads(1)  # data-loader workers are the unit of parallelism
 LEVELS = np.arange(256, dtype=np.float32)
 SMOOTH = np.array([[1, 1, 1], [1, 5, 1], [1, 1, 1]], dtype=np.float32) / 13  # ImageFilter.SMOOTH
+TRUNCATE = -0.499  # added before OpenCV's rounding, see blend()
 
 
 def _stacked(crops: np.ndarray) -> np.ndarray:
@@ -54,10 +55,13 @@ def apply_luts(crops: np.ndarray, luts: np.ndarray) -> np.ndarray:
 
 
 def blend(crops: np.ndarray, degenerate: np.ndarray, factors: np.ndarray) -> np.ndarray:
-    """``Image.blend(degenerate, crop, factor)`` per crop (``ImageEnhance``'s ``enhance``)."""
+    """``Image.blend(degenerate, crop, factor)`` per crop (``ImageEnhance``'s ``enhance``). PIL
+    truncates the blend, OpenCV rounds it: ``TRUNCATE`` turns OpenCV's rounding into PIL's
+    truncation (0.001 short of -0.5, so that whole values stay whole), else every blended value
+    would come out half a grey level brighter on average."""
     blended = np.empty_like(crops)
     for crop, other, factor, out in zip(crops, degenerate, factors, blended):
-        cv2.addWeighted(crop, float(factor), other, 1.0 - float(factor), 0.0, dst=out)
+        cv2.addWeighted(crop, float(factor), other, 1.0 - float(factor), TRUNCATE, dst=out)
     return blended
 
 

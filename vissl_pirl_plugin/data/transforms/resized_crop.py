@@ -64,6 +64,9 @@ class RandomResizedCrop:
         if not 0.0 < low <= high <= 1.0:
             raise ValueError(f"crop scale {list(scale)} must be [low, high] with "
                              "0 < low <= high <= 1 (fractions of the image area).")
+        if not 0.0 < float(ratio[0]) <= float(ratio[1]):
+            raise ValueError(f"crop ratio {list(ratio)} must be [low, high] aspect ratios (width / "
+                             "height) with 0 < low <= high.")
         self.size = int(size)
         self.scale, self.ratio = [low, high], [float(bound) for bound in ratio]
 
