@@ -104,8 +104,10 @@ def test_two_ranks_train_identically_with_a_sharded_or_replicated_bank(tmp_path,
     else:  # this tiny, unstable run amplifies float rounding from its third step on (the
         # replicated bank's own step-3 loss moves by 3 % if only the scores' summation order
         # changes), so the steps before are compared; test_sharded_negative_scores_... checks
-        # the scores and gradients themselves
-        assert sharded_losses[:2] == pytest.approx(losses[:2], rel=1e-5)
+        # the scores and gradients themselves. Step 2 already carries step 1's rounding through
+        # the weights and the bank (measured: 1.1e-5 relative on one draw of the data)
+        assert sharded_losses[0] == pytest.approx(losses[0], rel=1e-5)
+        assert sharded_losses[1] == pytest.approx(losses[1], rel=1e-4)
     assert torch.equal(torch.cat(shards), sharded_bank)
     assert shards[0].numel() * 2 == ranks[0].numel()  # each rank holds half the bytes
 
