@@ -16,7 +16,8 @@ STAMP := $(VENV)/.vissl-pirl-installed
 DEMO_DATA := data/demo/.complete-v1-72
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install demo test test-fast test-second-python _second-venv bench quality-guard gpu-check clean
+.PHONY: install demo test test-fast test-second-python _second-venv bench quality-guard gpu-check \
+	gpu-wheels gpu-sim-check clean
 
 install: $(STAMP) $(DEMO_DATA)
 
@@ -73,10 +74,45 @@ bench: install
 quality-guard: install
 	$(PY) benchmarks/quality_guard.py
 
-# on a CUDA machine: the gpu tests, then the kit's table and JSON (docs/performance.md)
+# on a CUDA machine with this project's .venv: the whole kit (docs/performance.md, "GPU check kit")
+GPU_KIT_OUT ?= gpu-kit-out
 gpu-check: install
-	$(PY) -m pytest -m gpu tests/gpu
-	$(PY) benchmarks/gpu_check.py
+	$(PY) benchmarks/gpu_lease.py $(GPU_KIT_OUT) --wheels /nonexistent
+
+# the packages a lent GPU machine lacks (it has torch, numpy, OpenCV, scikit-*, pytest ...), as
+# pure-Python wheels in .whl/ (git-ignored, ~2 MiB), at the lock's versions
+GPU_WHEEL_PACKAGES := hydra-core omegaconf antlr4-python3-runtime fvcore iopath yacs submitit \
+	termcolor parameterized
+locked = $(shell grep -E '^($(subst $(eval) ,|,$(1)))==' requirements-lock.txt | cut -d';' -f1)
+gpu-wheels:
+	@test -n "$(PYTHON_BIN)" || { echo "No $(PYTHON) found." >&2; exit 1; }
+	rm -rf .whl
+	$(PYTHON_BIN) -m pip wheel $(PIP_FLAGS) --no-deps --wheel-dir .whl \
+		vissl==0.1.6 classy-vision==0.7.0 $(call locked,$(GPU_WHEEL_PACKAGES))
+	@ls .whl
+
+# The lent machine's stack, simulated on the CPU (not in CI: it downloads about 3 GB): Python
+# 3.12, torch 2.11 / torchvision 0.26 / numpy 2.5.2, the rest of the lock without the wheels of
+# gpu-wheels, which are installed with --target as there. Runs the fast tests, the kit's checks
+# in one process and the kit's one command, all on the CPU.
+GPU_SIM_VENV := .venv-gpu-sim
+GPU_SIM_STACK := torch==2.11.0 torchvision==0.26.0 numpy==2.5.2
+GPU_SIM_NOT_FROM_LOCK := torch torchvision numpy triton setuptools nvidia-[a-z0-9-]+ cuda-[a-z-]+ \
+	$(GPU_WHEEL_PACKAGES)
+gpu-sim-check: gpu-wheels
+	@test -x $(GPU_SIM_VENV)/bin/python || $(PYTHON_BIN) -m venv $(GPU_SIM_VENV)
+	$(GPU_SIM_VENV)/bin/python -m pip install $(PIP_FLAGS) $(GPU_SIM_STACK)
+	grep -vE '^($(subst $(eval) ,|,$(GPU_SIM_NOT_FROM_LOCK)))==' requirements-lock.txt \
+		> $(GPU_SIM_VENV)/image-packages.txt
+	$(GPU_SIM_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-deps -r $(GPU_SIM_VENV)/image-packages.txt
+	rm -rf $(GPU_SIM_VENV)/site
+	$(GPU_SIM_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-index --no-deps --target \
+		$(GPU_SIM_VENV)/site .whl/*.whl
+	PYTHONPATH=$(GPU_SIM_VENV)/site:. $(GPU_SIM_VENV)/bin/python -m pytest -p no:cacheprovider -m "not slow"
+	PYTHONPATH=$(GPU_SIM_VENV)/site:. $(GPU_SIM_VENV)/bin/python benchmarks/gpu_check.py --device cpu \
+		--out $(GPU_KIT_OUT)-sim/gpu_check.json
+	$(GPU_SIM_VENV)/bin/python benchmarks/gpu_lease.py $(GPU_KIT_OUT)-sim --device cpu
 
 clean:
-	rm -rf $(VENV) $(SECOND_VENV) data/demo checkpoints build *.egg-info
+	rm -rf $(VENV) $(SECOND_VENV) $(GPU_SIM_VENV) .whl $(GPU_KIT_OUT) $(GPU_KIT_OUT)-sim data/demo \
+		checkpoints build *.egg-info

@@ -1,32 +1,38 @@
-"""The GPU check kit (issue 13): what only a CUDA machine shows, measured in one run.
+"""The GPU check kit (issues 13, 20): what only a CUDA machine shows, measured in one run.
 
     python benchmarks/gpu_check.py [--out benchmarks/gpu_check.json] [--device cuda]
-    make gpu-check            # the same after the `gpu` tests (pytest -m gpu)
+        [--check NAME ...] [--workdir FOLDER] [--checkpoint FILE]
 
-Five checks, each a function of the device (``--device cpu`` runs all of them at small
-sizes, as ``tests/test_gpu_check.py`` does; on a machine without CUDA the default
-``--device cuda`` prints why it skips and exits 0):
+On a lent GPU machine run it through ``benchmarks/gpu_lease.py``, which installs the wheels the
+machine lacks, gives every check its own process, timeout and a fresh work folder, and writes
+the JSON, logs and a summary (docs/performance.md, "GPU check kit").
 
-1. ``check_loss_and_bank``: the loss (forward, backward) and the memory-bank update at
-   ImageNet size (1,281,167 x 128, batch 32, 32000 negatives), with the plugin's per-step
-   hooks (``NonFiniteGuardHook``, ``MemoryBankUpdateHook``), all under
-   ``torch.cuda.set_sync_debug_mode("error")``: any host-device sync in the step raises
-   and is reported with where it happened. Reports ms per step and peak GPU memory.
-2. ``train_and_resume`` (fp16 and bf16): the paper config through the plugin's launcher on
-   1 GPU with NCCL and PyTorch AMP, a few hundred steps on images cut from scikit-image's
-   photographs, then a second launch that resumes from the checkpoint before the last epoch
-   (the bank saved from the GPU) and trains that epoch again. VISSL 0.1.6 autocasts to fp16 only
-   (``torch.cuda.amp.autocast()`` in its train step): for bf16 the kit's launcher
-   (``--launch``) makes that call autocast to bf16. Checks the resumed bank equals the saved
-   one and every loss is finite; reports whether the resumed epoch retraced the first run's
-   bank exactly (cuDNN may not be deterministic, so this is reported, not required).
-3. ``linear_iteration``: one iteration of ``eval_resnet_pirl_in1k_linear`` on the
-   checkpoint of check 2 (SyncBN conversion, AMP settings and the feature heads on the GPU).
-4. ``train_throughput``: images/s of one training step of ours against VISSL's built-in
-   PIRL (its heads, transform chain and ``nce_loss_with_memory``; see
-   ``run_benchmarks.make_train_step``) at the paper's sizes, in fp32 and under fp16
-   autocast, side by side in this process, with peak GPU memory. The batch is augmented
-   once before timing: the numbers are the model, loss and bank, not data loading.
+The checks, each a function of the device (``--device cpu`` runs them at small sizes, as
+``tests/test_gpu_check.py`` does; on a machine without CUDA the default ``--device cuda``
+prints why it skips and exits 0):
+
+1. ``loss_and_bank``: the loss (forward, backward) and the memory-bank update at ImageNet size
+   (1,281,167 x 128, batch 32, 32000 negatives), with the plugin's per-step hooks
+   (``NonFiniteGuardHook`` at ``check_period`` 1, ``MemoryBankUpdateHook``), under
+   ``torch.cuda.set_sync_debug_mode("error")`` on CUDA and ``HostReadDetector`` on the CPU: any
+   host read in the step is reported with where it happened. Reports ms per step and peak GPU
+   memory.
+2. ``train_and_resume_{fp16,bf16}`` (``_fp32`` on the CPU): the paper config through the
+   plugin's launcher on 1 GPU with NCCL and PyTorch AMP, a few epochs on images cut from
+   scikit-image's photographs, then a second launch that resumes from the checkpoint before the
+   last epoch (the bank saved from the GPU) and trains that epoch again. VISSL 0.1.6 autocasts
+   to fp16 only (``torch.cuda.amp.autocast()`` in its train step): for bf16 the kit's launcher
+   (``--launch``) makes that call autocast to bf16. Checks the resumed bank equals the saved one
+   and every loss is finite; reports whether the resumed epoch retraced the first run's bank
+   exactly (cuDNN may not be deterministic, so this is reported, not required).
+3. ``linear_iteration``: one iteration of ``eval_resnet_pirl_in1k_linear`` on a checkpoint of
+   check 2 (``--checkpoint``; SyncBN conversion, AMP settings and the feature heads on the GPU).
+4. ``train_step``: images/s of one training step of ours against VISSL's built-in PIRL (its
+   heads, transform chain and ``nce_loss_with_memory``; see ``run_benchmarks.make_train_step``)
+   at the paper's sizes, in fp32 and under fp16 autocast, side by side in this process, with
+   peak GPU memory. VISSL's negative-sampling table for the ImageNet-size bank is built once
+   (a Python loop of about a minute). The batch is augmented once before timing: the numbers
+   are the model, loss and bank, not data loading.
 
 Prints a table and writes every measurement as JSON.
 """
@@ -36,11 +42,12 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -55,19 +62,33 @@ from run_benchmarks import (  # noqa: E402
     BATCH, DIM, IMAGENET, NEGATIVES, STEP_OVERRIDES, make_train_step, median_seconds,
     source_photographs)
 
+from run_benchmarks import vissl_nce_loss  # noqa: E402
+
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook  # noqa: E402
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook  # noqa: E402
+from vissl_pirl_plugin.host_reads import HOST_RESIDENT_READS, HostReadDetector  # noqa: E402
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss  # noqa: E402
 
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 AUTOCAST_ENV = "PIRL_GPU_CHECK_AUTOCAST"
 
 
+class HostSyncError(RuntimeError):
+    """A host read in the step, found on the CPU (what CUDA's sync check raises there)."""
+
+
 @contextlib.contextmanager
 def no_host_sync(device: torch.device) -> Iterator[None]:
-    """On CUDA, makes every host-device synchronisation inside raise (a no-op elsewhere)."""
+    """Makes a host-device synchronisation inside raise: on CUDA at once
+    (``set_sync_debug_mode("error")``), on the CPU at the end of the block (``HostReadDetector``,
+    reads of host memory allowed)."""
     if device.type != "cuda":
-        yield
+        with HostReadDetector(allowed=HOST_RESIDENT_READS) as detector:
+            yield
+        if detector.reads:
+            raise HostSyncError(f"host read: {detector.reads[0]}"
+                                + (f" (and {len(detector.reads) - 1} more)"
+                                   if len(detector.reads) > 1 else ""))
         return
     torch.cuda.set_sync_debug_mode("error")
     try:
@@ -116,6 +137,9 @@ def check_loss_and_bank(device: torch.device, num_samples: int = IMAGENET, batch
         with no_host_sync(device):
             for iteration in range(1, steps + 1):
                 step(iteration)
+    except HostSyncError as error:  # found on the CPU, with its place
+        result["host_syncs"] = str(error)
+        return result
     except RuntimeError as error:  # what set_sync_debug_mode("error") raises
         result["host_syncs"] = f"{str(error).splitlines()[0]} at {sync_site(error)}"
         return result
@@ -137,23 +161,30 @@ def sync_site(error: BaseException) -> str:
 
 def train_throughput(device: torch.device, batch: int = BATCH, repeats: int = 10,
                      dataset_size: int = IMAGENET, num_negatives: int = NEGATIVES,
-                     image_size: int = 224, amp: Optional[str] = None) -> Dict[str, dict]:
-    """Images/s and peak memory of one training step, VISSL's built-in PIRL against ours."""
+                     image_size: int = 224, amps: Sequence[Optional[str]] = (None,)
+                     ) -> Dict[str, dict]:
+    """Images/s and peak memory of one training step, VISSL's built-in PIRL against ours, for
+    each of ``amps`` (None: fp32). VISSL's loss, with its sampling table, is built once."""
     photos = (source_photographs() * (batch // 17 + 1))[:batch]
     overrides = [*STEP_OVERRIDES, f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch}",
                  f"config.DATA.TRAIN.TRANSFORMS.0.image_crop_size={image_size}"]
-    results = {}
-    for name in ("vissl", "ours"):
-        torch.manual_seed(0)
-        run = make_train_step(name, photos, overrides, dataset_size, num_negatives, image_size,
-                              device, augment_each_step=False,
-                              amp_dtype=AMP_DTYPES[amp] if amp else None)
-        reset_peak_memory(device)
-        seconds = median_seconds(run, repeats)
-        results[name] = {"images_per_s": batch / seconds, "peak_gib": peak_memory_gib(device)}
-        del run
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+    built = time.perf_counter()
+    shared_vissl_loss = vissl_nce_loss(dataset_size, num_negatives, DIM)
+    results: Dict[str, dict] = {"vissl_table_s": time.perf_counter() - built}
+    for amp in amps:
+        for name in ("vissl", "ours"):
+            torch.manual_seed(0)
+            run = make_train_step(name, photos, overrides, dataset_size, num_negatives,
+                                  image_size, device, augment_each_step=False,
+                                  amp_dtype=AMP_DTYPES[amp] if amp else None,
+                                  vissl_loss=shared_vissl_loss)
+            reset_peak_memory(device)
+            seconds = median_seconds(run, repeats)
+            results[f"{name}_{amp or 'fp32'}"] = {"images_per_s": batch / seconds,
+                                                  "peak_gib": peak_memory_gib(device)}
+            del run
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
     return results
 
 
@@ -201,7 +232,7 @@ def rewind(checkpoints: Path, phase: int) -> None:
 
 
 def train_and_resume(device: torch.device, workdir: Path, amp: Optional[str] = "fp16",
-                     num_images: int = 640, batch: int = BATCH, epochs: int = 10,
+                     num_images: int = 320, batch: int = BATCH, epochs: int = 3,
                      workers: int = 8, image_size: int = 224) -> dict:
     """The paper config for ``epochs + 1`` epochs; then the last epoch again, resumed from the
     checkpoint of epoch ``epochs - 1`` (its bank saved from the device)."""
@@ -209,6 +240,8 @@ def train_and_resume(device: torch.device, workdir: Path, amp: Optional[str] = "
     if not images.is_dir():
         write_photo_crops(images, num_images)
     checkpoints = workdir / f"train_{amp or 'fp32'}"
+    if checkpoints.exists():  # VISSL would auto-resume from it and train nothing
+        raise FileExistsError(f"{checkpoints} exists: the kit trains in a fresh work folder.")
     common = ["config=pretrain/pirl/pirl_jigsaw_4node_resnet50", *device_overrides(device),
               f"config.DATA.TRAIN.DATA_PATHS=[{images}]",
               f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch}",
@@ -251,6 +284,8 @@ def train_and_resume(device: torch.device, workdir: Path, amp: Optional[str] = "
 def linear_iteration(device: torch.device, workdir: Path, checkpoint: str, batch: int = 4) -> dict:
     """One training iteration (and one test batch) of the ImageNet linear benchmark."""
     images = workdir / "images"
+    if not images.is_dir():
+        write_photo_crops(images, 2 * batch)
     data = [f"config.DATA.{split}.{key}" for split in ("TRAIN", "TEST")
             for key in ("DATA_PATHS", "LABEL_PATHS", "DATA_LIMIT", "BATCHSIZE_PER_REPLICA")]
     values = [f"[{images}]", f"[{images}]", str(batch), str(batch)] * 2
@@ -282,27 +317,58 @@ def run_check(name: str, check: Callable[[], dict], results: dict) -> None:
     print(json.dumps(results[name], indent=1, default=str), flush=True)
 
 
-def run_all(device: torch.device, workdir: Path, small: bool) -> dict:
-    """Every check on ``device``; ``small`` shrinks them to seconds (the CPU test)."""
+def small_sizes(device: torch.device) -> Dict[str, dict]:
+    """Each check's arguments at small sizes (the CPU), or none (the paper's, on CUDA)."""
+    if device.type == "cuda":
+        return {}
+    return {"loss_and_bank": dict(num_samples=4096, num_negatives=256, batch=4),
+            "train_and_resume": dict(num_images=8, batch=2, epochs=1, workers=0, image_size=64),
+            "train_step": dict(batch=2, repeats=1, dataset_size=64, num_negatives=8,
+                               image_size=64)}
+
+
+def check_names(device: torch.device) -> List[str]:
+    """The checks in the order the kit runs them (AMP on CUDA only)."""
+    training = [f"train_and_resume_{amp}" for amp in (("fp16", "bf16") if device.type == "cuda"
+                                                      else ("fp32",))]
+    return ["loss_and_bank", *training, "linear_iteration", "train_step"]
+
+
+def run_check_named(name: str, device: torch.device, workdir: Path,
+                    checkpoint: Optional[str] = None) -> dict:
+    """Runs check ``name`` (see ``check_names``) and returns its measurements."""
+    sizes = small_sizes(device)
+    if name == "loss_and_bank":
+        return check_loss_and_bank(device, **sizes.get(name, {}))
+    if name.startswith("train_and_resume_"):
+        amp = name.rsplit("_", 1)[1]
+        return train_and_resume(device, workdir, None if amp == "fp32" else amp,
+                                **sizes.get("train_and_resume", {}))
+    if name == "linear_iteration":
+        if checkpoint is None:
+            raise ValueError("linear_iteration needs --checkpoint (a train_and_resume result).")
+        return linear_iteration(device, workdir, checkpoint)
+    if name == "train_step":
+        amps = (None, "fp16") if device.type == "cuda" else (None,)
+        return train_throughput(device, amps=amps, **sizes.get(name, {}))
+    raise ValueError(f"Unknown check {name!r}: choose from {check_names(device)}.")
+
+
+def run_all(device: torch.device, workdir: Path, names: Optional[List[str]] = None,
+            checkpoint: Optional[str] = None) -> dict:
+    """The checks ``names`` (default all) on ``device``, in this process; the linear iteration
+    takes the first trained checkpoint unless ``checkpoint`` is given."""
     results: Dict[str, dict] = {"device": torch.cuda.get_device_name(device)
                                 if device.type == "cuda" else "cpu",
                                 "torch": torch.__version__}
-    sizes = dict(num_samples=4096, num_negatives=256, batch=4) if small else {}
-    run_check("loss_and_bank", lambda: check_loss_and_bank(device, **sizes), results)
-    training = dict(num_images=8, batch=2, epochs=1, workers=0, image_size=64) if small else {}
-    for amp in ("fp16", "bf16") if device.type == "cuda" else (None,):
-        run_check(f"train_and_resume_{amp or 'fp32'}",
-                  lambda: train_and_resume(device, workdir, amp, **training), results)
-    trained = next((r for key, r in results.items() if key.startswith("train_and_resume")
-                    and r.get("ok")), None)
-    if trained:
-        run_check("linear_iteration",
-                  lambda: linear_iteration(device, workdir, trained["checkpoint"]), results)
-    step = dict(batch=2, repeats=1, dataset_size=64, num_negatives=8, image_size=64) \
-        if small else {}
-    for amp in (None, "fp16") if device.type == "cuda" else (None,):
-        run_check(f"train_step_{amp or 'fp32'}",
-                  lambda: train_throughput(device, amp=amp, **step), results)
+    for name in names or check_names(device):
+        if name == "linear_iteration" and checkpoint is None:
+            checkpoint = next((r["checkpoint"] for key, r in results.items()
+                               if key.startswith("train_and_resume") and r.get("ok")), None)
+            if checkpoint is None:
+                results[name] = {"ok": False, "error": "skipped: no trained checkpoint"}
+                continue
+        run_check(name, lambda: run_check_named(name, device, workdir, checkpoint), results)
     return results
 
 
@@ -336,14 +402,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "gpu_check.json")
     parser.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp/vissl_pirl_gpu_check"))
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="an empty or new folder (default: a fresh temporary one)")
+    parser.add_argument("--check", nargs="+", default=None,
+                        help="run only these checks, in this order (default: all)")
+    parser.add_argument("--checkpoint", default=None, help="for linear_iteration")
     args = parser.parse_args()
     if args.device == "cuda" and not torch.cuda.is_available():
         print("SKIPPED: the GPU check kit needs a CUDA device and torch.cuda.is_available() is "
               "False here; `--device cpu` runs its checks at small sizes on the CPU.")
         return
-    args.workdir.mkdir(parents=True, exist_ok=True)
-    results = run_all(torch.device(args.device), args.workdir, small=args.device == "cpu")
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="vissl_pirl_gpu_check_"))
+    if workdir.exists() and any(workdir.iterdir()):
+        raise SystemExit(f"--workdir {workdir} is not empty: VISSL would resume what an earlier "
+                         "run left there. Give a new folder (or none: a fresh temporary one).")
+    workdir.mkdir(parents=True, exist_ok=True)
+    results = run_all(torch.device(args.device), workdir, args.check, args.checkpoint)
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2, default=str))

@@ -229,19 +229,21 @@ VISSL_PIRL_HEADS = [
 def make_train_step(name: str, photos: List[Image.Image], overrides: List[str],
                     dataset_size: int, num_negatives: int, image_size: int,
                     device: torch.device = torch.device("cpu"), augment_each_step: bool = True,
-                    amp_dtype: Optional[torch.dtype] = None) -> Callable[[], None]:
+                    amp_dtype: Optional[torch.dtype] = None,
+                    vissl_loss: Optional[NCELossWithMemory] = None) -> Callable[[], None]:
     """One training step of ``name`` ("ours": the plugin's transform, collator, heads and loss;
     "vissl": VISSL's built-in PIRL chain, heads and ``nce_loss_with_memory``) on ``photos``,
     with the CPU demo config and ``overrides``: augment and collate (or once, outside the step,
     when not ``augment_each_step``), forward under ``amp_dtype`` autocast when given, loss,
     backward, SGD step, bank update. Synchronises a CUDA device at the end. The returned
-    function's ``loss`` attribute is the loss (with its bank)."""
+    function's ``loss`` attribute is the loss (with its bank). ``vissl_loss`` reuses a VISSL
+    loss already built for these sizes (its sampling table takes a minute at ImageNet size)."""
     indices = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(0))[:len(photos)]
     _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
                              "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench", *overrides])
     if name == "vissl":
         cfg.MODEL.HEAD.PARAMS = VISSL_PIRL_HEADS
-        loss = vissl_nce_loss(dataset_size, num_negatives, DIM)
+        loss = vissl_loss or vissl_nce_loss(dataset_size, num_negatives, DIM)
         chain = [dict(VISSL_PIRL_TRANSFORMS[0], crop_size_image=image_size),
                  *VISSL_PIRL_TRANSFORMS[1:]]
         transform, collate = get_transform(chain), get_collator("patch_and_image_collator", {})

@@ -13,11 +13,13 @@ import vissl_pirl_plugin  # noqa: F401
 REPO = Path(__file__).resolve().parents[1]
 
 
-def write_image_folder(root: Path, num_images: int, size: int = 96, seed: int = 0) -> Path:
-    """A disk_folder of smooth random colour images in two class sub-folders."""
+def write_image_folder(root: Path, num_images: int, size: int = 96, seed: int = 0,
+                       flat: bool = False) -> Path:
+    """A disk_folder of smooth random colour images in two class sub-folders (``flat``: all
+    directly in ``root``)."""
     rng = np.random.default_rng(seed)
     for index in range(num_images):
-        folder = root / f"class{index % 2}"
+        folder = root if flat else root / f"class{index % 2}"
         folder.mkdir(parents=True, exist_ok=True)
         low = rng.integers(0, 256, size=(4, 4, 3)).astype(np.uint8)
         Image.fromarray(low).resize((size, size), Image.BILINEAR).save(folder / f"{index:03d}.jpg")

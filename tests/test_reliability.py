@@ -67,14 +67,21 @@ def test_each_kind_of_file_is_decoded_or_refused(tmp_path):
                 load_rgb_image(str(tmp_path / name))
 
 
-def test_non_finite_output_or_loss_stops_with_the_step():
+def test_non_finite_output_or_loss_stops_at_the_next_check():
+    """The output's check is agreed on at its step without waiting, and read at the next
+    step's (no host sync); the loss, already on the host, stops its own step."""
     task = SimpleNamespace(iteration=17, phase_idx=2, train=True, losses=[float("inf")],
                            base_loss=PIRLLoss(num_train_samples=10, num_negatives=3),
                            last_batch=SimpleNamespace(model_output=[torch.ones(2), torch.tensor(
                                [1.0, float("nan")])]))
+    guard = NonFiniteGuardHook()
+    guard.on_forward(task)
+    task.iteration = 18
     with pytest.raises(FloatingPointError, match=r"Non-finite model output \(1 values\) at "
                                                  "training step 17 on rank 0"):
-        NonFiniteGuardHook().on_forward(task)
+        guard.on_forward(task)
+    task.base_loss.memory_bank.failures.take()  # step 18's output, recorded before the raise
+    task.iteration = 17
     with pytest.raises(FloatingPointError, match=r"Non-finite loss \(inf, averaged over ranks\) "
                                                  "at training step 17"):
         NonFiniteGuardHook().on_loss_and_meter(task)

@@ -76,7 +76,8 @@ def rewind_to_epoch_0(checkpoints: Path) -> None:
 
 
 def test_paper_config_trains_two_iterations_on_cpu(tmp_path):
-    images = write_image_folder(tmp_path / "images", num_images=4)
+    """The README's command on a flat folder of JPEGs (the other tests use class sub-folders)."""
+    images = write_image_folder(tmp_path / "images", num_images=4, flat=True)
     run([LAUNCHER, *readme_cpu_overrides(images, tmp_path / "ckpt")], cwd=tmp_path)
     checkpoint = torch.load(tmp_path / "ckpt" / "model_final_checkpoint_phase0.torch",
                             map_location="cpu", weights_only=False)

@@ -15,6 +15,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 # measured with VISSL's SVMTrainer, unpatched, on the old stack (numpy 1.23.5, sklearn 1.7.2)
 OLD_STACK_APS = [0.7171008004341337, 0.8700022336385973, 0.878848003848004, 0.7724994613229907]
@@ -105,24 +106,55 @@ def test_patches_are_idempotent_and_target_only_their_modules():
     assert importlib.import_module("vissl.utils.io").np is np  # other modules see numpy itself
 
 
-def test_vissl_imports_without_setuptools_pkg_resources():
-    """A fresh process: VISSL's ``import pkg_resources`` (misc.py:16) and the dataset catalog
-    look-up it serves (misc.py:233) work where setuptools no longer has pkg_resources."""
-    code = (
-        "import importlib.util, sys\n"
-        "provided = importlib.util.find_spec('pkg_resources') is not None\n"
-        "import vissl_pirl_plugin\n"
+def run_python(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+
+
+@pytest.mark.parametrize("order", ["vissl first", "plugin first"])
+def test_import_vissl_works_in_any_order_with_the_real_pkg_resources(order):
+    """The installed environment (setuptools < 81): VISSL's own ``import pkg_resources``
+    succeeds without the plugin, and every library gets setuptools' real module."""
+    imports = ["import vissl", "from vissl.utils.hydra_config import compose_hydra_configuration",
+               "import vissl.utils.misc, vissl.utils.collect_env"]
+    plugin = ["import vissl_pirl_plugin"]
+    code = "\n".join([*(imports + plugin if order == "vissl first" else plugin + imports),
+                      "import pkg_resources",
+                      "assert hasattr(pkg_resources, 'resource_isdir'), 'a partial pkg_resources'",
+                      "assert vissl.utils.misc.pkg_resources is pkg_resources"])
+    result = run_python(code)
+    assert result.returncode == 0, result.stderr[-2000:]
+
+
+# setuptools >= 81 simulated: pkg_resources cannot be imported at all
+WITHOUT_PKG_RESOURCES = """
+import importlib.abc, sys
+class NoPkgResources(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "pkg_resources" or name.startswith("pkg_resources."):
+            raise ModuleNotFoundError("No module named 'pkg_resources'", name=name)
+sys.meta_path.insert(0, NoPkgResources())
+"""
+
+
+def test_without_pkg_resources_vissl_alone_gets_the_stand_in():
+    """Where setuptools no longer ships pkg_resources: VISSL's ``import pkg_resources``
+    (misc.py:16, collect_env.py:12) and the dataset catalog look-up it serves (misc.py:233)
+    work, yet any other code still gets an ImportError, never a partial module."""
+    code = WITHOUT_PKG_RESOURCES + (
+        "import os, vissl_pirl_plugin\n"
         "from vissl.utils.misc import get_json_data_catalog_file\n"
         "from vissl.utils.collect_env import collect_env_info\n"
-        "import pkg_resources, os\n"
         "import configs\n"  # VISSL's package of configs
         "assert get_json_data_catalog_file() == os.path.join(\n"
         "    os.path.dirname(configs.__file__), 'config', 'dataset_catalog.json')\n"
-        "assert pkg_resources.get_distribution('torch').version\n"
+        "import vissl.utils.misc as misc\n"
+        "assert misc.pkg_resources.get_distribution('torch').version\n"
         "collect_env_info()\n"
-        "print('stand-in' if not provided else 'setuptools')\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        "assert 'pkg_resources' not in sys.modules\n"
+        "try:\n"
+        "    import pkg_resources\n"
+        "except ImportError:\n"
+        "    print('ImportError')\n")
+    result = run_python(code)
     assert result.returncode == 0, result.stderr[-2000:]
-    setuptools_has_it = subprocess.run(
-        [sys.executable, "-c", "import pkg_resources"], capture_output=True).returncode == 0
-    assert result.stdout.split()[-1] == ("setuptools" if setuptools_has_it else "stand-in")
+    assert result.stdout.split()[-1] == "ImportError"

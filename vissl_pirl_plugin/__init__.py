@@ -11,10 +11,12 @@ Importing the package registers its components in VISSL's registries:
 
 ``hooks/`` (added by ``pirl_hook_generator``), ``engine/`` (the launcher) and ``tools/`` (what
 users run) are imported where they are used. ``vissl_compat`` patches VISSL for today's stack
-(Python 3.12+, numpy 2, setuptools 81+) first, before any VISSL module is imported.
+(Python 3.12+, numpy 2, setuptools 81+) first, before any VISSL module is imported, after
+``third_party_warnings`` has quieted the third-party warnings a user cannot act on.
 """
-from vissl_pirl_plugin import vissl_compat
+from vissl_pirl_plugin import third_party_warnings, vissl_compat
 
+third_party_warnings.apply()
 vissl_compat.apply()
 
 # the imports below register components in VISSL's registries

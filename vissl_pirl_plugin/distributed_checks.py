@@ -7,8 +7,15 @@ calls ``agree_on_failures``: one all-reduce of a ``(world, 2)`` float64 table (e
 first failed check and the offending value) and one host read of it. If any rank failed,
 every rank raises the same exception naming the failing ranks, the check and the fix.
 
+A step needs no blocking read for this: ``start_agreement`` all-reduces the table and copies
+it into pinned host memory without waiting (``non_blocking``), behind a CUDA event, and
+``finish_agreement`` reads it one step later, when the device has long finished it. Every
+rank reads the same step's table, so all still stop at the same step.
+
 Imports nothing from the plugin, so losses and hooks alike can use it.
 """
+import time
+from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple, Type
 
 import torch
@@ -59,24 +66,59 @@ class FailureRecord:
         return state
 
 
-def agree_on_failures(record: FailureRecord, step: int) -> None:
-    """Collective: raises on every rank if ``record`` holds a failure on any rank.
+@dataclass
+class PendingAgreement:
+    """The all-reduced failure table of one step, on its way to the host."""
 
-    One all-reduce of a ``(world, 2)`` table and one host read; call it on every rank at
-    the same point of the step.
+    table: torch.Tensor  # on the host (pinned memory when it comes from a CUDA device)
+    ready: Optional[torch.cuda.Event]  # recorded after the copy; None: already on the host
+    step: int
+
+
+def start_agreement(record: FailureRecord, step: int) -> PendingAgreement:
+    """Collective: all-reduces ``record``'s failures of every rank; no host sync.
+
+    Call it on every rank at the same point of the step; ``finish_agreement`` raises.
     """
     state = record.take()
     table = torch.zeros(get_world_size(), 2, dtype=torch.float64,
                         device=state.device if state is not None else "cpu")
     if state is not None:
         table[get_rank()] = state
+    table = all_reduce_sum(table)
+    if table.device.type != "cuda":
+        return PendingAgreement(table, None, step)
+    host = torch.empty(table.shape, dtype=table.dtype, pin_memory=True)
+    host.copy_(table, non_blocking=True)
+    ready = torch.cuda.Event()
+    ready.record()
+    return PendingAgreement(host, ready, step)
+
+
+def finish_agreement(pending: PendingAgreement) -> None:
+    """Raises on every rank if the agreed table holds a failure of any rank.
+
+    Waits for the table's copy only if the device has not finished it yet (``Event.query``
+    in a loop, not a synchronising CUDA call): started a step earlier, it is done by then.
+    """
+    while pending.ready is not None and not pending.ready.query():
+        time.sleep(20e-6)
     failures = [(rank, NAMES[int(code) - 1], value)
-                for rank, (code, value) in enumerate(all_reduce_sum(table).tolist()) if code > 0]
+                for rank, (code, value) in enumerate(pending.table.tolist()) if code > 0]
     if not failures:
         return
     error, _, fix = CHECKS[failures[0][1]]
-    what = "; ".join(f"{CHECKS[check][1].format(value=value)} at training step {step} on rank "
-                     f"{rank}" for rank, check, value in failures)
+    what = "; ".join(f"{CHECKS[check][1].format(value=value)} at training step {pending.step} "
+                     f"on rank {rank}" for rank, check, value in failures)
     raise error(
         f"{what}. Every rank stops here with this message; nothing was saved after the "
         f"failure, so the last checkpoint is good and auto-resume restarts from it. {fix}")
+
+
+def agree_on_failures(record: FailureRecord, step: int) -> None:
+    """Collective: raises on every rank if ``record`` holds a failure on any rank.
+
+    One all-reduce of a ``(world, 2)`` table and one host read, now; call it on every rank at
+    the same point of the step.
+    """
+    finish_agreement(start_agreement(record, step))

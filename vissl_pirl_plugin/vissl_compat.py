@@ -12,11 +12,15 @@ Each patch covers named VISSL lines and nothing else, and is idempotent:
    ("setting an array element with a sequence"): those two modules (only) get the AP as a 0-d
    array, which stores the same float64 that numpy 1.23 stored.
 3. ``vissl/utils/misc.py:16`` and ``vissl/utils/collect_env.py:12`` ``import pkg_resources``,
-   which setuptools 81 removed: where setuptools no longer provides it, a minimal stand-in with
-   the two functions VISSL calls (``resource_filename``, ``get_distribution``) is registered.
+   which setuptools 81 removed. The lock keeps setuptools 80 (the real ``pkg_resources``, so
+   ``import vissl`` works in any order). Where setuptools no longer provides it, those two
+   modules (only) are executed with that one line skipped and a stand-in with the two functions
+   VISSL calls (``resource_filename``, ``get_distribution``) in their namespace: nothing else
+   in the process sees it, and ``import pkg_resources`` still raises ``ImportError`` there.
 
-Patches 1 and 2 run when VISSL imports those modules (a post-import hook on exactly those
-names), so importing the plugin does not import scikit-learn.
+The patches run when VISSL imports those modules (a post-import hook on exactly those names),
+so importing the plugin does not import scikit-learn. Patch 3 needs the plugin imported before
+VISSL where setuptools >= 81 is installed.
 """
 import importlib.abc
 import importlib.machinery
@@ -60,6 +64,10 @@ def _svm_scalar_ap(module: types.ModuleType) -> None:
 
 
 # VISSL module -> the patch it needs (1 and 2 of the module docstring)
+PKG_RESOURCES_IMPORT = "import pkg_resources\n"
+# VISSL modules that import pkg_resources (patch 3)
+PKG_RESOURCES_USERS = ("vissl.utils.misc", "vissl.utils.collect_env")
+
 MODULE_PATCHES: Dict[str, Callable[[types.ModuleType], None]] = {
     "vissl.utils.svm_utils.evaluate": _with_float_alias,
     "vissl.meters.mean_ap_meter": _with_float_alias,
@@ -72,6 +80,35 @@ def _patch(module: types.ModuleType) -> None:
     if not getattr(module, _PATCHED, False):
         MODULE_PATCHES[module.__name__](module)
         setattr(module, _PATCHED, True)
+
+
+def pkg_resources_available() -> bool:
+    if "pkg_resources" in sys.modules:
+        return True
+    try:
+        return importlib.util.find_spec("pkg_resources") is not None
+    except ImportError:
+        return False
+
+
+class _WithoutPkgResourcesLoader(importlib.abc.Loader):
+    """Executes a VISSL module with its ``import pkg_resources`` line blanked (the line numbers
+    stay) and the stand-in bound to the name ``pkg_resources`` in its namespace (patch 3)."""
+
+    def __init__(self, loader: importlib.machinery.SourceFileLoader):
+        self.loader = loader
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: types.ModuleType) -> None:
+        source = self.loader.get_source(module.__name__)
+        if PKG_RESOURCES_IMPORT not in source:
+            raise ImportError(f"vissl_compat: {module.__name__} no longer has the line "
+                              f"{PKG_RESOURCES_IMPORT.strip()!r} it patches (VISSL 0.1.6 only).")
+        source = source.replace(PKG_RESOURCES_IMPORT, "\n", 1)
+        module.pkg_resources = pkg_resources_stand_in()
+        exec(compile(source, self.loader.get_filename(module.__name__), "exec"), module.__dict__)
 
 
 class _PatchingLoader(importlib.abc.Loader):
@@ -90,6 +127,11 @@ class _PostImportPatcher(importlib.abc.MetaPathFinder):
     """Patches the modules of ``MODULE_PATCHES`` right after they execute."""
 
     def find_spec(self, name: str, path: Optional[Sequence[str]], target=None):
+        if name in PKG_RESOURCES_USERS and not pkg_resources_available():
+            spec = importlib.machinery.PathFinder.find_spec(name, path)
+            if spec is not None and isinstance(spec.loader, importlib.machinery.SourceFileLoader):
+                spec.loader = _WithoutPkgResourcesLoader(spec.loader)
+            return spec
         if name not in MODULE_PATCHES:
             return None
         spec = importlib.machinery.PathFinder.find_spec(name, path)
@@ -121,7 +163,7 @@ def _get_distribution(name: str) -> types.SimpleNamespace:
 
 
 def pkg_resources_stand_in() -> types.ModuleType:
-    """The part of ``pkg_resources`` VISSL uses (patch 3)."""
+    """The part of ``pkg_resources`` VISSL uses (patch 3); given to VISSL's modules only."""
     module = types.ModuleType("pkg_resources", "vissl-pirl's stand-in for what VISSL 0.1.6 uses "
                               "of setuptools' removed pkg_resources (vissl_pirl_plugin.vissl_compat)")
     module.resource_filename = _resource_filename
@@ -132,8 +174,6 @@ def pkg_resources_stand_in() -> types.ModuleType:
 
 def apply() -> None:
     """Applies the patches; idempotent."""
-    if "pkg_resources" not in sys.modules and importlib.util.find_spec("pkg_resources") is None:
-        sys.modules["pkg_resources"] = pkg_resources_stand_in()
     if not any(isinstance(finder, _PostImportPatcher) for finder in sys.meta_path):
         sys.meta_path.insert(0, _PostImportPatcher())
     for name in MODULE_PATCHES:

@@ -1,5 +1,4 @@
 """Every shipped config composes through the plugin and needs nothing that is not installed."""
-from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest

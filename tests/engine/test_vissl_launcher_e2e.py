@@ -11,29 +11,12 @@ from pathlib import Path
 import pytest
 import vissl
 
-from conftest import REPO, write_image_folder
+from conftest import write_image_folder
 from test_training_e2e import TIMEOUT, paper_config_on_cpu
 
 pytestmark = pytest.mark.slow
 
 VISSL_LAUNCHER = Path(vissl.__file__).resolve().parents[1] / "tools" / "run_distributed_engines.py"
-# VISSL's script imports pkg_resources, which setuptools >= 81 no longer ships: users run it
-# where setuptools still has it. Here the plugin's stand-in is loaded from its file (the plugin
-# package itself is not imported), then VISSL's script runs unchanged: its hydra_main, which is
-# all that its `if __name__ == "__main__"` block calls (run as a module other than __main__, so
-# that the spawned workers, which cannot see the stand-in, do not import it again).
-WITH_PKG_RESOURCES = f"""
-import importlib.util, sys
-def load(name, path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-compat = load("compat_file", {str(REPO / 'vissl_pirl_plugin' / 'vissl_compat.py')!r})
-if importlib.util.find_spec("pkg_resources") is None:
-    sys.modules["pkg_resources"] = compat.pkg_resources_stand_in()
-load("vissl_launcher", sys.argv[1]).hydra_main(overrides=sys.argv[2:])
-"""
 
 
 def test_vissl_launcher_registers_the_plugin_and_stops_without_its_hooks(tmp_path):
@@ -42,9 +25,9 @@ def test_vissl_launcher_registers_the_plugin_and_stops_without_its_hooks(tmp_pat
                                     "config.DISTRIBUTED.NUM_PROC_PER_NODE=2",
                                     f"config.DATA.TRAIN.LABEL_PATHS=[{images}]")
     env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
-    result = subprocess.run([sys.executable, "-c", WITH_PKG_RESOURCES, str(VISSL_LAUNCHER),
-                             *overrides], cwd=tmp_path, env=env, capture_output=True, text=True,
-                            timeout=TIMEOUT)
+    # VISSL's script unchanged (it imports pkg_resources: the lock keeps setuptools < 81)
+    result = subprocess.run([sys.executable, str(VISSL_LAUNCHER), *overrides], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=TIMEOUT)
     log = result.stdout + result.stderr
     assert result.returncode != 0, log[-4000:]
     assert "Unknown" not in log, log[-4000:]  # pirl_loss, pirl_jigsaw_head, ... were found

@@ -4,7 +4,6 @@ from types import SimpleNamespace
 from typing import List
 
 import pytest
-import torch
 
 from vissl_pirl_plugin.engine import launcher
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely

@@ -223,27 +223,3 @@ def test_built_the_vissl_way():
     assert loss.memory_bank.embeddings.shape == (100, 32)
     assert "memory_bank.embeddings" in loss.state_dict()
     assert "log_norm_constant" in loss.state_dict()
-
-
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
-def test_the_step_makes_no_host_sync_on_cuda():
-    """Loss forward/backward, bank update and the guard's recording, after the first step
-    (which reads whether Z is known), under torch.cuda.set_sync_debug_mode("error")."""
-    from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
-    from types import SimpleNamespace
-    loss = make_loss(negative_sampling="per_sample").cuda()
-    guard = NonFiniteGuardHook(check_period=1000)
-    for step in range(3):
-        g = torch.randn(4, DIM, device="cuda", requires_grad=True)
-        f = torch.randn(4, DIM, device="cuda", requires_grad=True)
-        target = torch.tensor([1, -1, 7, 1], device="cuda")
-        task = SimpleNamespace(base_loss=loss, iteration=step,
-                               last_batch=SimpleNamespace(model_output=[g, f]))
-        torch.cuda.set_sync_debug_mode("error" if step > 0 else "default")
-        try:
-            guard.on_forward(task)
-            loss([g, f], target).backward()
-            loss.memory_bank.update(*loss.memory_update_inputs([g, f], target),
-                                    keep=target != -1)
-        finally:
-            torch.cuda.set_sync_debug_mode("default")

@@ -1,6 +1,5 @@
 """The memory bank sharded across ranks (issue #4): same rows, same training, half the bytes."""
 import json
-from pathlib import Path
 
 import pytest
 import torch

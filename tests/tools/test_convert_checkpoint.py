@@ -60,11 +60,14 @@ def test_torchvision_resnet50_loads_the_trunk_and_computes_the_same_features(pir
         assert torch.allclose(resnet.eval()(images), expected, atol=1e-5)
 
 
-def test_detectron2_pickle_uses_detectron2_names(pirl_checkpoint, tmp_path):
+def test_detectron2_pickle_uses_detectron2_names(pirl_checkpoint, tmp_path, capsys):
     path, _ = pirl_checkpoint
     main([str(path), str(tmp_path / "d2.pkl"), "--format", "detectron2"])
     with open(tmp_path / "d2.pkl", "rb") as handle:
         converted = pickle.load(handle)
+    # what it wrote: 265 for ResNet-50 (no num_batches_tracked counters), not the trunk's 318
+    assert f"detectron2 weights ({len(converted['model'])} tensors)" in capsys.readouterr().out
+    assert len(converted["model"]) == 265
     assert converted["matching_heuristics"] is True
     weights = trunk_state_dict(path)
     for torchvision_key, detectron2_key in DETECTRON2_NAMES.items():
@@ -77,7 +80,7 @@ def test_detectron2_pickle_uses_detectron2_names(pirl_checkpoint, tmp_path):
 
 def test_bad_inputs_name_the_file_and_the_keys(pirl_checkpoint, tmp_path):
     (tmp_path / "notes.txt").write_text("not a checkpoint")
-    with pytest.raises(ValueError, match="notes.txt is not a PIRL/VISSL checkpoint"):
+    with pytest.raises(ValueError, match="notes.txt is not a checkpoint that torch.save wrote"):
         trunk_state_dict(tmp_path / "notes.txt")
     torch.save({"state_dict": {}}, tmp_path / "other.torch")
     with pytest.raises(ValueError, match="other.torch is not a PIRL/VISSL checkpoint: no "):

@@ -1,5 +1,6 @@
 """``disk_folder`` / ``disk_filelist`` data sources that survive unreadable images.
 
+A ``disk_folder`` may be flat (``image_folder.FolderImages``): VISSL's wants class sub-folders.
 VISSL 0.1.6's ``DiskImageDataset`` crashes on the first unreadable file of a
 ``disk_folder``: its error handler formats ``self.image_dataset[idx]`` into the
 log message, which loads the broken file a second time and raises again. It
@@ -11,6 +12,7 @@ with ``is_success=False``. ``pirl_collator`` then labels it ``ignore_index`` so 
 never reaches the loss or the memory bank, and ``UnreadableImageHook`` reports
 it. Importing the plugin installs this class behind both source names.
 """
+import logging
 from pathlib import Path
 from typing import List, Tuple
 
@@ -21,6 +23,7 @@ from vissl.data.data_helper import get_mean_image
 from vissl.data.disk_dataset import DiskImageDataset
 from vissl.utils.io import load_file
 
+from vissl_pirl_plugin.data.image_folder import FolderImages
 from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
 
 # what PIL raises on undecodable input (UnidentifiedImageError is an OSError)
@@ -38,6 +41,14 @@ def load_rgb_image(path: str) -> Image.Image:
 
 
 class RobustDiskImageDataset(DiskImageDataset):
+    def _load_data(self, path: str) -> None:
+        """VISSL's, but a ``disk_folder`` may be flat (``FolderImages``)."""
+        if self.data_source != "disk_folder":
+            return super()._load_data(path)
+        self.image_dataset = FolderImages(path)
+        logging.info(f"Loaded {len(self.image_dataset)} samples from folder {path}")
+        self.is_initialized = True  # scanning the folder again in every worker is expensive
+
     def image_path(self, idx: int) -> str:
         """The file behind dataset index ``idx``, found without reading the whole dataset.
 

@@ -18,25 +18,54 @@ from typing import Any, Dict, Union
 import torch
 
 WEIGHTS_ONLY_FAILURE = "Weights only load failed"
+# how torch names a global it refused: "Unsupported global: GLOBAL builtins.exec", "Trying to
+# load unsupported GLOBAL posix.system whose module posix is blocked"
+REFUSED_GLOBAL = re.compile(r"unsupported global:? GLOBAL (\S+)", re.IGNORECASE)
 
 
 class UnsafeCheckpointError(ValueError):
     """The file holds objects whose unpickling could run code; it was not loaded."""
 
 
+class NotACheckpointError(ValueError):
+    """The file is not a checkpoint that ``torch.save`` wrote."""
+
+
 def load_checkpoint_safely(path: Union[str, os.PathLike], mmap: bool = False) -> Dict[str, Any]:
-    """``torch.load(path, map_location="cpu", weights_only=True)``; a file that needs more is
-    refused with an ``UnsafeCheckpointError`` naming what it holds and how to proceed."""
+    """``torch.load(path, map_location="cpu", weights_only=True)``. Each way it can fail is
+    reported in one line that says what is wrong and what to do, without torch's advice to
+    re-run with ``weights_only=False``: a missing file (``FileNotFoundError``), a file that would
+    run code (``UnsafeCheckpointError``), a file that is no torch checkpoint
+    (``NotACheckpointError``)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"Checkpoint {path} does not exist. Pass a file that VISSL wrote into the run's "
+            "CHECKPOINT.DIR: checkpoint.torch (the newest) or model_final_checkpoint_phase*.torch.")
     try:
         return torch.load(path, map_location="cpu", mmap=mmap, weights_only=True)
     except pickle.UnpicklingError as error:
-        found = re.findall(r"Unsupported global: GLOBAL (\S+)", str(error))
-        if WEIGHTS_ONLY_FAILURE not in str(error) or not found:
-            raise  # not a pickle of objects at all: the caller says it is no checkpoint
-        raise UnsafeCheckpointError(
-            f"{path} was not loaded: it holds a reference to {found[0]}, not only tensors, "
-            "numbers and plain containers, and unpickling it could run arbitrary code. "
-            "Checkpoints written by VISSL and this plugin never do. If you trust the file's "
-            "source, convert it once in Python: torch.load(path, weights_only=False), keep the "
-            "tensors and plain containers you need, torch.save them to a new file and use that "
-            "file (or allow the type with torch.serialization.add_safe_globals).") from None
+        found = REFUSED_GLOBAL.search(str(error))
+        if WEIGHTS_ONLY_FAILURE in str(error) and found:
+            raise UnsafeCheckpointError(
+                f"{path} was not loaded: it holds a reference to {found.group(1)}, not only "
+                "tensors, numbers and plain containers, and unpickling it could run arbitrary "
+                "code. Checkpoints written by VISSL and this plugin never do. If you trust the "
+                "file's source, convert it once in Python: torch.load(path, weights_only=False), "
+                "keep the tensors and plain containers you need, torch.save them to a new file "
+                "and use that file (or allow the type with "
+                "torch.serialization.add_safe_globals).") from None
+        raise _not_a_checkpoint(path, error) from None
+    except (RuntimeError, EOFError, ValueError) as error:  # not a zip, truncated, empty
+        raise _not_a_checkpoint(path, error) from None
+
+
+def _not_a_checkpoint(path: Union[str, os.PathLike], error: Exception) -> NotACheckpointError:
+    """What torch said, less its generic advice, in one line."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = next((line for line in lines if line.startswith("Unsupported operand")),
+                  lines[0] if lines and WEIGHTS_ONLY_FAILURE not in lines[0] else
+                  type(error).__name__)
+    return NotACheckpointError(
+        f"{path} is not a checkpoint that torch.save wrote ({reason[:200]}). Pass a file that "
+        "VISSL wrote into the run's CHECKPOINT.DIR: checkpoint.torch or "
+        "model_final_checkpoint_phase*.torch.")

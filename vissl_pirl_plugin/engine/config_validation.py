@@ -10,12 +10,11 @@ from typing import List, Optional
 import numpy as np
 import torchvision.transforms
 from classy_vision.dataset.transforms import TRANSFORM_REGISTRY, TRANSFORM_VIDEO
-from torchvision.datasets import ImageFolder
-from torchvision.datasets.folder import IMG_EXTENSIONS
 from vissl.config import AttrDict
 from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
 from vissl.utils.misc import is_apex_available
 
+from vissl_pirl_plugin.data.image_folder import folder_image_count
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
@@ -132,8 +131,7 @@ def train_dataset_size(cfg: AttrDict) -> Optional[int]:
         return None
     source, path = train.DATA_SOURCES[0], train.DATA_PATHS[0]
     if source == "disk_folder":
-        size = len(ImageFolder.make_dataset(path, ImageFolder.find_classes(None, path)[1],
-                                            extensions=IMG_EXTENSIONS))
+        size = folder_image_count(path)
     elif source == "disk_filelist":
         size = len(np.load(path, mmap_mode="r"))
     else:

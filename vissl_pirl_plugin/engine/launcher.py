@@ -60,26 +60,44 @@ def _slurm_job_class(job_class: type) -> Iterator[None]:
         distributed_launcher._ResumableSlurmJob = original
 
 
+class LaunchCheckError(ValueError):
+    """A check that ``launch`` makes before any worker starts failed (the config, the data, a
+    checkpoint to resume from); the message names the problem and the fix."""
+
+
+@contextlib.contextmanager
+def _checks_before_launch() -> Iterator[None]:
+    """Raises the checks' errors (``OSError``, ``ValueError``) as ``LaunchCheckError``, so that
+    the command line tells them from failures of the training itself."""
+    try:
+        yield
+    except (OSError, ValueError) as error:
+        raise LaunchCheckError(str(error)) from error
+
+
 def launch(cfg: AttrDict, engine_name: str = "train", node_id: int = 0,
            hook_generator: Callable[[AttrDict], List[Any]] = pirl_hook_generator):
     """Validates ``cfg`` and runs ``engine_name`` locally (this node) or on SLURM.
 
     Checks that need the data run here for a local launch, and on the allocated
-    node (``PirlSlurmJob``) for SLURM, where the submitting host may not see the data.
+    node (``PirlSlurmJob``) for SLURM, where the submitting host may not see the data. A failed
+    check raises ``LaunchCheckError`` before any worker starts.
 
     ``hook_generator`` lets a user add hooks of their own to the local launch; it
     must return the hooks of ``pirl_hook_generator`` too. SLURM jobs always use
     ``pirl_hook_generator``.
     """
-    validate_config(cfg)
+    with _checks_before_launch():
+        validate_config(cfg)
     # VISSL links checkpoint.torch to the newest checkpoint with a relative target,
     # which dangles when CHECKPOINT.DIR is a relative path with sub-folders
     cfg.CHECKPOINT.DIR = os.path.abspath(cfg.CHECKPOINT.DIR)
     if cfg.SLURM.USE_SLURM:
         with _slurm_job_class(PirlSlurmJob):
             return distributed_launcher.launch_distributed_on_slurm(cfg=cfg, engine_name=engine_name)
-    validate_rendezvous(cfg.DISTRIBUTED)
-    prepare_data(cfg)
+    with _checks_before_launch():
+        validate_rendezvous(cfg.DISTRIBUTED)
+        prepare_data(cfg)
     return distributed_launcher.launch_distributed(
         cfg=cfg, node_id=node_id, engine_name=engine_name, hook_generator=hook_generator)
 

@@ -13,18 +13,27 @@ naming the step, the ranks and the check, so no rank waits for another in a coll
 They agree:
 
 * in ``on_forward`` every ``check_period`` steps (``LOSS.pirl_loss.check_period``, default 1:
-  every step, before VISSL's own NaN handler, which reads the model output at the same point);
+  every step): the agreement is started there (all-reduced, copied to pinned host memory
+  without waiting) and read at the next check, so the step makes no host sync and a failure
+  stops every rank one check later, at the same step;
 * in ``on_loss_and_meter`` when the loss VISSL has already read to the host (averaged over
   ranks, so every rank sees the same value) is non-finite;
-* in ``on_step`` of a step VISSL checkpoints and in every training ``on_phase_end``, so a
-  failure between checks is never saved.
+* in ``on_step`` of a step VISSL checkpoints and in every training ``on_phase_end``, at once
+  (the pending check first), so a failure between checks is never saved.
 """
 import math
-from typing import List, Union
+from typing import List, Optional, Union
 
 import torch
 
-from vissl_pirl_plugin.distributed_checks import NON_FINITE_OUTPUT, FailureRecord, agree_on_failures
+from vissl_pirl_plugin.distributed_checks import (
+    NON_FINITE_OUTPUT,
+    FailureRecord,
+    PendingAgreement,
+    agree_on_failures,
+    finish_agreement,
+    start_agreement,
+)
 from vissl_pirl_plugin.hooks.checkpoint_schedule import writes_iteration_checkpoint
 from vissl_pirl_plugin.hooks.noop_hook import NoopHook
 
@@ -37,6 +46,7 @@ class NonFiniteGuardHook(NoopHook):
                              "(1: check every step).")
         self.check_period = check_period
         self.forwards = 0
+        self.pending: Optional[PendingAgreement] = None  # started at the last check, unread
 
     @staticmethod
     def failures(task) -> FailureRecord:
@@ -47,11 +57,22 @@ class NonFiniteGuardHook(NoopHook):
         self.failures(task).record(NON_FINITE_OUTPUT, count > 0, count)
         self.forwards += 1
         if self.forwards % self.check_period == 0:
-            agree_on_failures(self.failures(task), task.iteration)
+            self.settle()
+            self.pending = start_agreement(self.failures(task), task.iteration)
+
+    def settle(self) -> None:
+        """Reads the agreement started at the last check (raises if a rank failed)."""
+        pending, self.pending = self.pending, None
+        if pending is not None:
+            finish_agreement(pending)
+
+    def agree_now(self, task) -> None:
+        self.settle()
+        agree_on_failures(self.failures(task), task.iteration)
 
     def on_loss_and_meter(self, task) -> None:
         if task.losses and not math.isfinite(task.losses[-1]):
-            agree_on_failures(self.failures(task), task.iteration)
+            self.agree_now(task)
             raise FloatingPointError(  # no rank recorded it, yet every rank sees it
                 f"Non-finite loss ({task.losses[-1]:g}, averaged over ranks) at training step "
                 f"{task.iteration}. Every rank stops here with this message. Lower the learning "
@@ -59,11 +80,11 @@ class NonFiniteGuardHook(NoopHook):
 
     def on_step(self, task) -> None:
         if writes_iteration_checkpoint(task):
-            agree_on_failures(self.failures(task), task.iteration)
+            self.agree_now(task)
 
     def on_phase_end(self, task) -> None:
         if task.train:
-            agree_on_failures(self.failures(task), task.iteration)
+            self.agree_now(task)
 
 
 def non_finite_count(value: Union[torch.Tensor, List[torch.Tensor]]) -> torch.Tensor:

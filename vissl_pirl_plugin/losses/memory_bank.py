@@ -107,8 +107,9 @@ class MemoryBank(nn.Module):
         valid = self.index_mask(indices, keep)
         if indices.numel() > 0:
             outside = ~valid if keep is None else keep & ~valid
+            first_outside = torch.argmax(outside.to(torch.uint8)).view(1)  # gathered, not read
             self.failures.record(INDEX_OUTSIDE_BANK, outside.any(),
-                                 indices[torch.argmax(outside.to(torch.uint8))])
+                                 indices.index_select(0, first_outside).squeeze(0))
         return valid
 
     def index_mask(self, indices: torch.Tensor, keep: Optional[torch.Tensor] = None
@@ -179,9 +180,12 @@ class MemoryBank(nn.Module):
         rows = (indices - self.start).clamp(0, self.end - self.start - 1)
         mixed = self.momentum * self.embeddings[rows].float() + (1 - self.momentum) * embeddings[first]
         mixed = F.normalize(mixed, dim=1).to(self.embeddings.dtype)
-        anchor = torch.argmax(held.to(torch.uint8))  # the first held entry, if any
-        anchor_row = torch.where(held[anchor], rows[anchor], 0)
-        anchor_value = torch.where(held[anchor], mixed[anchor], self.embeddings[0])
+        # the first held entry, if any, gathered with a one-element index (no host read)
+        anchor = torch.argmax(held.to(torch.uint8)).view(1)
+        anchor_held = held.index_select(0, anchor)
+        anchor_row = torch.where(anchor_held, rows.index_select(0, anchor), 0)
+        anchor_value = torch.where(anchor_held.unsqueeze(1), mixed.index_select(0, anchor),
+                                   self.embeddings[:1])
         self.embeddings.index_copy_(0, torch.where(held, rows, anchor_row),
                                     torch.where(held.unsqueeze(1), mixed, anchor_value))
 

@@ -193,9 +193,10 @@ class PIRLLoss(ClassyLoss):
         # (failed image, or an index outside the bank) borrows a valid index and weighs 0
         valid = self.memory_bank.check_indices(indices, keep=indices != self.ignore_index)
         if indices.numel() > 0:
-            first_valid = torch.argmax(valid.to(torch.uint8))
-            indices = torch.where(valid, indices, torch.where(valid[first_valid],
-                                                              indices[first_valid], 0))
+            # a one-element index tensor gathers on the device (a 0-d one is read to the host)
+            first_valid = torch.argmax(valid.to(torch.uint8)).view(1)
+            indices = torch.where(valid, indices, torch.where(valid.index_select(0, first_valid),
+                                                              indices.index_select(0, first_valid), 0))
         # scores and NCE in fp32 whatever autocast is active (fp16 logits would be 0.0078 apart)
         with torch.autocast(indices.device.type, enabled=False):
             queries = torch.stack([F.normalize(q.float(), dim=1) for _, q in terms], dim=1)

@@ -15,7 +15,6 @@ paper does for transfer (Appendix A: "the heads f, g are removed").
 import argparse
 import pickle
 import re
-import sys
 from collections import OrderedDict
 from pathlib import Path
 from typing import Dict, List
@@ -23,7 +22,8 @@ from typing import Dict, List
 import torch
 import torchvision
 
-from vissl_pirl_plugin.engine.checkpoint_loading import UnsafeCheckpointError, load_checkpoint_safely
+from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
+from vissl_pirl_plugin.tools.command_line import run_tool
 
 VISSL_TRUNK_PREFIX = "_feature_blocks."
 TORCHVISION_RESNET_KEYS = re.compile(
@@ -33,12 +33,7 @@ TORCHVISION_RESNET_KEYS = re.compile(
 
 def trunk_state_dict(checkpoint_path: Path) -> Dict[str, torch.Tensor]:
     """The trunk weights of a VISSL checkpoint, with torchvision's ResNet key names."""
-    try:
-        state = load_checkpoint_safely(checkpoint_path)
-    except UnsafeCheckpointError:
-        raise
-    except Exception as error:  # not a torch file at all
-        raise ValueError(f"{checkpoint_path} is not a PIRL/VISSL checkpoint: {error}") from error
+    state = load_checkpoint_safely(checkpoint_path)
     try:
         trunk = state["classy_state_dict"]["base_model"]["model"]["trunk"]
     except (KeyError, TypeError):
@@ -94,15 +89,18 @@ def main(argv: List[str]) -> None:
     check_matches(weights, getattr(torchvision.models, f"resnet{args.depth}")(), args.checkpoint)
     if args.format == "torchvision":
         torch.save(weights, args.output)
+        written = len(weights)
     else:
+        converted = to_detectron2(weights)
         with open(args.output, "wb") as handle:
-            pickle.dump(to_detectron2(weights), handle)
-    print(f"{args.format} weights ({len(weights)} tensors): {args.output}")
+            pickle.dump(converted, handle)
+        written = len(converted["model"])
+    print(f"{args.format} weights ({written} tensors): {args.output}")
 
 
 def cli() -> None:
-    """The console script ``vissl-pirl-convert``."""
-    main(sys.argv[1:])
+    """The console script ``vissl-pirl-convert``: a user's mistake is one line on stderr, exit status 1."""
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from torchvision.datasets import ImageFolder
 
+from vissl_pirl_plugin.tools.command_line import run_tool
 from vissl_pirl_plugin.tools.demo_data import DEMO_ROOT, build_demo_dataset
 from vissl_pirl_plugin.tools.invariance import invariance_distances, plot_histograms
 from vissl_pirl_plugin.tools.linear_probe import best_stage, format_results, run_probes
@@ -167,8 +168,8 @@ def main(argv: List[str]) -> Dict[str, Any]:
 
 
 def cli() -> None:
-    """The console script ``vissl-pirl-demo``."""
-    main(sys.argv[1:])
+    """The console script ``vissl-pirl-demo``: a user's mistake is one line on stderr, exit status 1."""
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from vissl.data.collators import get_collator
 from vissl.data.ssl_transforms import get_transform
 from vissl.utils.hydra_config import AttrDict
 
+from vissl_pirl_plugin.tools.command_line import run_tool
 from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.tools.plotting import new_axes, save_png
@@ -120,8 +121,8 @@ def main(argv: List[str]) -> Dict[str, np.ndarray]:
 
 
 def cli() -> None:
-    """The console script ``vissl-pirl-invariance``."""
-    main(sys.argv[1:])
+    """The console script ``vissl-pirl-invariance``: a user's mistake is one line on stderr, exit status 1."""
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ from vissl.utils.hydra_config import AttrDict
 
 from vissl_pirl_plugin.data.image_utils import centre_crop
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import IMAGENET_MEAN, IMAGENET_STD
+from vissl_pirl_plugin.tools.command_line import run_tool
 from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.tools.trained_model import config_beside, load_model, run_config
@@ -155,8 +156,8 @@ def main(argv: List[str]) -> Dict[str, Dict[str, float]]:
 
 
 def cli() -> None:
-    """The console script ``vissl-pirl-probe``."""
-    main(sys.argv[1:])
+    """The console script ``vissl-pirl-probe``: a user's mistake is one line on stderr, exit status 1."""
+    run_tool(main)
 
 
 if __name__ == "__main__":

@@ -8,24 +8,34 @@ VISSL's tools do not import the plugin themselves: ``python .venv/.../tools/trai
 fail on numpy 2 and setuptools >= 81, and would not know the plugin's registered names.
 """
 import argparse
-import importlib.util
+import importlib.metadata
 import runpy
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Dict, List, Optional
 
 
-def vissl_tools() -> List[str]:
-    """The names of the tools the installed VISSL wheel ships."""
-    spec = importlib.util.find_spec("tools.run_distributed_engines")
-    if spec is None or "site-packages" not in (spec.origin or ""):
-        return []
-    return sorted(path.stem for path in Path(spec.origin).parent.glob("*.py") if path.stem != "__init__")
+def vissl_tools() -> Dict[str, Path]:
+    """The tools the installed VISSL ships (``tools/NAME.py`` among its files), by name.
+
+    Found through VISSL's installed files, wherever it is installed (a venv's site-packages,
+    ``pip install --target``, a user site), so this repository's own ``tools/`` folder is never
+    taken for VISSL's.
+    """
+    try:
+        distribution = importlib.metadata.distribution("vissl")
+    except importlib.metadata.PackageNotFoundError:
+        return {}
+    return {Path(str(file)).stem: Path(str(distribution.locate_file(file)))
+            for file in distribution.files or []
+            if file.parent.as_posix() == "tools" and file.suffix == ".py"
+            and file.stem != "__init__"}
 
 
 def main(argv: Optional[List[str]] = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    available = vissl_tools()
+    tools = vissl_tools()
+    available = sorted(tools)
     parser = argparse.ArgumentParser(
         description="Runs VISSL's tools/NAME.py with the plugin imported first.", add_help=False)
     parser.add_argument("tool", nargs="?", help=f"one of {available}")
@@ -39,8 +49,8 @@ def main(argv: Optional[List[str]] = None) -> None:
                          "(VISSL 0.1.6 must be installed: make install).")
     import vissl_pirl_plugin  # noqa: F401  (registers the components and applies vissl_compat)
 
-    sys.argv = [f"tools/{name}.py", *overrides]
-    runpy.run_module(f"tools.{name}", run_name="__main__", alter_sys=True)
+    sys.argv = [str(tools[name]), *overrides]
+    runpy.run_path(str(tools[name]), run_name="__main__")
 
 
 if __name__ == "__main__":

@@ -17,7 +17,6 @@ the ``trainval`` and ``test`` file lists are written in VISSL's format (labels 1
 """
 import argparse
 import os
-import sys
 from pathlib import Path
 from typing import Dict, List, Tuple
 
@@ -30,6 +29,7 @@ from vissl.utils.misc import merge_features
 from vissl.utils.svm_utils.svm_trainer import SVMTrainer
 
 from vissl_pirl_plugin.engine.launcher import compose_config
+from vissl_pirl_plugin.tools.command_line import run_tool
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -131,8 +131,8 @@ def main(argv: List[str]) -> Dict[str, float]:
 
 
 def cli() -> None:
-    """The console script ``vissl-pirl-voc07-svm``."""
-    main(sys.argv[1:])
+    """The console script ``vissl-pirl-voc07-svm``: a user's mistake is one line on stderr, exit status 1."""
+    run_tool(main)
 
 
 if __name__ == "__main__":
