@@ -108,8 +108,8 @@ gpu-sim-check: gpu-wheels
 	rm -rf $(GPU_SIM_VENV)/site
 	$(GPU_SIM_VENV)/bin/python -m pip install $(PIP_FLAGS) --no-index --no-deps --target \
 		$(GPU_SIM_VENV)/site .whl/*.whl
-	PYTHONPATH=$(GPU_SIM_VENV)/site:. $(GPU_SIM_VENV)/bin/python -m pytest -p no:cacheprovider -m "not slow"
-	PYTHONPATH=$(GPU_SIM_VENV)/site:. $(GPU_SIM_VENV)/bin/python benchmarks/gpu_check.py --device cpu \
+	PYTHONPATH=$(CURDIR)/$(GPU_SIM_VENV)/site:$(CURDIR) $(GPU_SIM_VENV)/bin/python -m pytest -p no:cacheprovider -m "not slow"
+	PYTHONPATH=$(CURDIR)/$(GPU_SIM_VENV)/site:$(CURDIR) $(GPU_SIM_VENV)/bin/python benchmarks/gpu_check.py --device cpu \
 		--out $(GPU_KIT_OUT)-sim/gpu_check.json
 	$(GPU_SIM_VENV)/bin/python benchmarks/gpu_lease.py $(GPU_KIT_OUT)-sim --device cpu
 

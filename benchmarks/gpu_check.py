@@ -70,6 +70,7 @@ from vissl_pirl_plugin.host_reads import HOST_RESIDENT_READS, HostReadDetector  
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss  # noqa: E402
 
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+NO_CHECKPOINT_STEPS = {"CHECKPOINT": {"CHECKPOINT_ITER_FREQUENCY": 0, "CHECKPOINT_FREQUENCY": 100}}
 AUTOCAST_ENV = "PIRL_GPU_CHECK_AUTOCAST"
 
 
@@ -107,6 +108,19 @@ def peak_memory_gib(device: torch.device) -> Optional[float]:
     return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
 
 
+def hooked_step(loss: PIRLLoss, guard: NonFiniteGuardHook, bank_hook: MemoryBankUpdateHook,
+                task: SimpleNamespace) -> None:
+    """The plugin's per-step path, in the order of VISSL's train step: the guard's checks, the
+    loss forward and backward, the bank update, the checkpoint-step hooks."""
+    guard.on_forward(task)
+    task.last_batch.loss = loss(task.last_batch.model_output, task.last_batch.target)
+    guard.on_loss_and_meter(task)
+    task.last_batch.loss.backward()
+    bank_hook.on_update(task)
+    guard.on_step(task)
+    bank_hook.on_step(task)
+
+
 def check_loss_and_bank(device: torch.device, num_samples: int = IMAGENET, batch: int = BATCH,
                         num_negatives: int = NEGATIVES, steps: int = 10) -> dict:
     """Loss, backward, the per-step hooks and the bank update, ``steps`` times under
@@ -119,14 +133,10 @@ def check_loss_and_bank(device: torch.device, num_samples: int = IMAGENET, batch
         g = torch.randn(batch, DIM, device=device, requires_grad=True)
         f = torch.randn(batch, DIM, device=device, requires_grad=True)
         target = torch.randint(0, num_samples, (batch,), device=device)
-        task = SimpleNamespace(base_loss=loss, train=True, losses=[], iteration=iteration, phase_idx=0,
-                               checkpoint_folder="", last_batch=SimpleNamespace(
-                                   model_output=[g, f], target=target, loss=None))
-        guard.on_forward(task)
-        task.last_batch.loss = loss([g, f], target)
-        guard.on_loss_and_meter(task)
-        task.last_batch.loss.backward()
-        bank_hook.on_update(task)
+        hooked_step(loss, guard, bank_hook, SimpleNamespace(
+            base_loss=loss, train=True, losses=[], iteration=iteration, phase_idx=0,
+            train_phase_idx=0, num_train_phases=2, config=NO_CHECKPOINT_STEPS,
+            last_batch=SimpleNamespace(model_output=[g, f], target=target, loss=None)))
 
     step(0)
     reset_peak_memory(device)

@@ -180,8 +180,11 @@ def install_wheels(wheels: Path, site: Path) -> dict:
     if not files:
         return {"status": "skipped", "why": f"no wheels in {wheels} (make gpu-wheels)"}
     started = time.monotonic()
+    # no --upgrade: VISSL's wheel carries a partial copy of classy_vision, and with --upgrade the
+    # last copy moved into the target replaces the whole folder (classy_vision.dataset missing);
+    # without it the folder is the merged one, as in a venv (the target is always new here)
     result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index",
-                             "--no-deps", "--no-compile", "--no-cache-dir", "--upgrade",
+                             "--no-deps", "--no-compile", "--no-cache-dir",
                              "--target", str(site), *files], capture_output=True, text=True)
     if result.returncode != 0:
         return {"status": "failed", "why": (result.stderr or result.stdout)[-600:]}
@@ -223,8 +226,9 @@ def summary(run: Run) -> str:
         if result.get("why"):
             line += f"  {result['why']}"
         lines.append(line)
-        for key, value in headline(result.get("measured") or {}).items():
-            lines.append(f"{'':26s}{key}: {value}")
+        shown = headline(result.get("measured") or {})
+        if shown:
+            lines.append(f"{'':26s}" + "; ".join(f"{key}: {value}" for key, value in shown.items()))
     total = time.monotonic() - run.started
     lines += ["", f"total {total:.0f} s of a {run.budget_s:.0f} s budget"]
     return "\n".join(lines)

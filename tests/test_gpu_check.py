@@ -1,7 +1,7 @@
 """The GPU check kit's checks on the CPU at small sizes (benchmarks/gpu_check.py).
 
-On the CPU the sync check is a no-op, so these tests show the checks run and measure what
-they say; ``tests/gpu/`` runs them at full size on CUDA (``pytest -m gpu``)."""
+On the CPU the sync check is ``HostReadDetector``'s; these tests show the checks run and
+measure what they say. On a lent GPU machine ``benchmarks/gpu_lease.py`` runs them at full size."""
 import contextlib
 import re
 import sys
@@ -47,6 +47,19 @@ def test_a_host_sync_is_reported_with_its_place(monkeypatch):
                         result["host_syncs"]), result["host_syncs"]
 
 
+def test_on_the_cpu_a_host_read_in_the_step_is_reported_with_its_place(monkeypatch):
+    normalize = torch.nn.functional.normalize
+
+    def reading_normalize(tensor, *args, **kwargs):
+        tensor.sum().item()  # a host read, as a careless change to the loss would add
+        return normalize(tensor, *args, **kwargs)
+    monkeypatch.setattr(torch.nn.functional, "normalize", reading_normalize)
+    result = gpu_check.check_loss_and_bank(CPU, num_samples=512, num_negatives=16, batch=2,
+                                           steps=1)
+    assert re.match(r"host read: item in \w+ at vissl_pirl_plugin/\S+\.py:\d+",
+                    result["host_syncs"]), result["host_syncs"]
+
+
 def test_one_training_step_of_ours_on_the_kits_device_path():
     """The demo config's small trunk: the step that train_throughput times, once, on the CPU."""
     photos = gpu_check.source_photographs()[:2]
@@ -63,9 +76,9 @@ def test_one_training_step_of_ours_on_the_kits_device_path():
 def test_training_step_throughput_of_both_implementations():
     """Two ResNet-50 training steps (VISSL's built-in PIRL and ours) at small sizes."""
     results = gpu_check.train_throughput(CPU, batch=2, repeats=1, dataset_size=64,
-                                         num_negatives=8, image_size=64)
-    assert set(results) == {"vissl", "ours"}
-    assert all(row["images_per_s"] > 0 for row in results.values())
+                                         num_negatives=8, image_size=64, amps=(None, "bf16"))
+    assert set(results) == {"vissl_table_s", "vissl_fp32", "ours_fp32", "vissl_bf16", "ours_bf16"}
+    assert all(row["images_per_s"] > 0 for key, row in results.items() if key != "vissl_table_s")
 
 
 def test_without_cuda_the_kit_skips_with_a_message(monkeypatch, capsys, tmp_path):

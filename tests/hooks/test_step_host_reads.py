@@ -3,22 +3,25 @@
 ``HostReadDetector`` sees on the CPU what ``torch.cuda.set_sync_debug_mode("error")`` stops
 on a GPU. The per-step path of the plugin (the guard's and the bank hook's ``on_forward``,
 ``on_loss_and_meter``, ``on_update`` and ``on_step``, the loss forward and backward and the
-bank update) runs several steps under it, after the first step, which estimates Z and reads
+bank update, driven by the kit's ``gpu_check.hooked_step``) runs several steps under it, after the first step, which estimates Z and reads
 once whether it is known. The only reads allowed are of values that live on the host anyway:
 ``finish_agreement`` reads the agreed failure table from pinned host memory, a step after
 it was copied there.
 """
+import sys
 from types import SimpleNamespace
 
 import pytest
 import torch
 
+from conftest import REPO
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 from vissl_pirl_plugin.host_reads import HOST_RESIDENT_READS, HostReadDetector
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 
-CHECKPOINTLESS = {"CHECKPOINT": {"CHECKPOINT_ITER_FREQUENCY": 0, "CHECKPOINT_FREQUENCY": 100}}
+sys.path.insert(0, str(REPO / "benchmarks"))
+import gpu_check  # noqa: E402 - the kit's step driver: the same path the kit checks on CUDA
 
 
 def run_steps(loss: PIRLLoss, steps: range, batch: int = 6, dim: int = 8) -> None:
@@ -28,17 +31,10 @@ def run_steps(loss: PIRLLoss, steps: range, batch: int = 6, dim: int = 8) -> Non
         f = torch.randn(batch, dim, requires_grad=True)
         target = torch.randint(0, loss.memory_bank.num_entries, (batch,))
         target[1] = loss.ignore_index  # a failed image, masked out
-        task = SimpleNamespace(base_loss=loss, train=True, losses=[1.5], iteration=iteration,
-                               phase_idx=0, train_phase_idx=0, num_train_phases=2,
-                               config=CHECKPOINTLESS, last_batch=SimpleNamespace(
-                                   model_output=[g, f], target=target, loss=None))
-        guard.on_forward(task)
-        task.last_batch.loss = loss([g, f], target)
-        guard.on_loss_and_meter(task)
-        task.last_batch.loss.backward()
-        bank_hook.on_update(task)
-        guard.on_step(task)
-        bank_hook.on_step(task)
+        gpu_check.hooked_step(loss, guard, bank_hook, SimpleNamespace(
+            base_loss=loss, train=True, losses=[1.5], iteration=iteration, phase_idx=0,
+            train_phase_idx=0, num_train_phases=2, config=gpu_check.NO_CHECKPOINT_STEPS,
+            last_batch=SimpleNamespace(model_output=[g, f], target=target, loss=None)))
 
 
 @pytest.mark.parametrize("loss_type", ["nce", "infonce"])
@@ -100,7 +96,7 @@ def test_a_failure_stops_the_guard_at_the_next_check_naming_its_step():
     guard = NonFiniteGuardHook(check_period=1)
 
     def forward(iteration: int, value: float) -> SimpleNamespace:
-        task = SimpleNamespace(base_loss=loss, iteration=iteration, train=True, config=CHECKPOINTLESS,
+        task = SimpleNamespace(base_loss=loss, iteration=iteration, train=True, config=gpu_check.NO_CHECKPOINT_STEPS,
                                last_batch=SimpleNamespace(model_output=[torch.full((2, 8), value)]))
         guard.on_forward(task)
         return task
