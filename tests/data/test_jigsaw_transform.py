@@ -39,9 +39,23 @@ def test_patch_offsets_vary_within_cells():
     assert offsets[:, 0, 0].unique().numel() > 10  # random position, not a fixed centre crop
 
 
-def test_patch_larger_than_cell_is_rejected():
-    with pytest.raises(ValueError, match="does not fit in a grid cell of 85 pixels"):
-        jigsaw_patch_offsets(255, 3, 90)
+def test_patch_offsets_are_drawn_as_vissl_draws_them():
+    """VISSL's ImgPatchesFromTensor: np.random.randint(0, 21) in an 85-px cell, 0 to 20 (ours
+    drew 0 to 21 before, so neighbouring patches could touch); uniform over those 21 values."""
+    generator = torch.Generator().manual_seed(0)
+    offsets = torch.stack([jigsaw_patch_offsets(255, 3, 64, generator) for _ in range(2000)])
+    jitter = offsets % 85  # cells start at multiples of 85
+    counts = torch.bincount(jitter.reshape(-1), minlength=21)
+    assert counts.numel() == 21 and jitter.min() == 0 and jitter.max() == 20
+    assert (counts.float() / counts.sum() - 1 / 21).abs().max() < 0.01  # 36000 draws
+    ends = offsets.view(-1, 3, 3, 2)[..., 1] + 64  # a patch's right edge, row by row
+    assert (ends[..., :2] < offsets.view(-1, 3, 3, 2)[:, :, 1:, 1]).all()  # never touching
+
+
+@pytest.mark.parametrize("patch_size", [85, 90])
+def test_patch_without_room_in_its_cell_is_rejected(patch_size):
+    with pytest.raises(ValueError, match="does not fit in a grid cell of 85 pixels with room"):
+        jigsaw_patch_offsets(255, 3, patch_size)
 
 
 def _photo(mode="RGB", size=(300, 200)):

@@ -1,4 +1,6 @@
 """The memory bank's EMA update, renormalisation and index checks (paper §2.2)."""
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -105,3 +107,40 @@ def test_first_occurrences_match_a_direct_search():
     values = torch.randint(0, 7, (200,))
     expected = [values.tolist().index(v) for v in values.tolist()]
     assert first_occurrences(values).tolist() == expected
+
+
+def test_vissl_rank_mean_starts_the_bank_as_vissl_does_with_several_ranks():
+    """VISSL 0.1.6 averages every rank's own random unit rows on the first forward, without
+    renormalising: rows of norm about 1/sqrt(world) (0.707 at 2 ranks, 0.177 at 32)."""
+    for world, norm in ((2, 0.707), (32, 0.177)):
+        bank = MemoryBank(2000, 128, init="vissl_rank_mean", world_size=world)
+        assert bank.embeddings.norm(dim=1).mean() == pytest.approx(norm, rel=0.03)
+        # the same on every rank, without communication, and rank 0's unit rows are a part
+        again = MemoryBank(2000, 128, init="vissl_rank_mean", world_size=world)
+        assert torch.equal(bank.embeddings, again.embeddings)
+    assert torch.equal(MemoryBank(100, 8, init="vissl_rank_mean", world_size=1).embeddings,
+                       MemoryBank(100, 8).embeddings)  # one rank: VISSL's is the unit bank
+
+
+@pytest.mark.parametrize("init, world", [("unit", 2), ("vissl_rank_mean", 2),
+                                         ("vissl_rank_mean", 32)])
+def test_vissl_rank_mean_makes_the_first_batch_estimate_vissls_z(init, world):
+    """Z/|D| = mean(exp(s/tau)) on the first batch. A random query's cosine with a random row
+    of norm r in 128-d is about N(0, r^2/128), so Z/|D| = exp(r^2 / (2 * 128 * tau^2)): 2.22
+    for unit rows, 1.49 for VISSL's at 2 ranks, 1.025 at 32 (measured with VISSL's code: 2.326,
+    1.506 and 1.025)."""
+    from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
+
+    torch.manual_seed(0)
+    loss = PIRLLoss(num_train_samples=5000, num_negatives=1000, embedding_dim=128)
+    loss.memory_bank = MemoryBank(5000, 128, init=init, world_size=world)
+    loss([torch.randn(32, 128), torch.randn(32, 128)], torch.arange(32))
+    squared_norm = 1.0 if init == "unit" else 1.0 / world
+    expected = math.exp(squared_norm / (2 * 128 * 0.07 ** 2))
+    assert loss.norm_constant / 5000 == pytest.approx(expected, rel=0.04)
+
+
+def test_an_unknown_bank_init_names_the_choices():
+    with pytest.raises(ValueError, match=r"memory_bank.init='npid': use one of \('unit', "
+                                         r"'vissl_rank_mean'\)"):
+        MemoryBank(10, 4, init="npid")

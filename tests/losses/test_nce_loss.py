@@ -1,12 +1,14 @@
 """pirl_loss against a direct, independent transcription of the paper's equations."""
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from vissl_pirl_plugin.distributed_checks import agree_on_failures
 from vissl_pirl_plugin.losses import pirl_loss
+from vissl_pirl_plugin.losses.nce import nce_loss
 from vissl_pirl_plugin.losses.negative_sampling import (
     sample_per_sample_negatives,
     sample_shared_negatives,
@@ -223,3 +225,33 @@ def test_built_the_vissl_way():
     assert loss.memory_bank.embeddings.shape == (100, 32)
     assert "memory_bank.embeddings" in loss.state_dict()
     assert "log_norm_constant" in loss.state_dict()
+
+
+def test_the_bank_init_key_reaches_the_bank(monkeypatch):
+    from classy_vision.losses import build_loss
+    from vissl.config import AttrDict
+
+    from vissl_pirl_plugin.losses import pirl_loss
+
+    monkeypatch.setattr(pirl_loss, "get_world_size", lambda: 2)  # VISSL's rows: norm 1/sqrt(2)
+    config = AttrDict({"name": "pirl_loss", "num_negatives": 16, "num_train_samples": 400,
+                       "memory_bank": {"embedding_dim": 128, "init": "vissl_rank_mean"}})
+    norms = build_loss(config).memory_bank.embeddings.norm(dim=1)
+    assert norms.mean() == pytest.approx(2 ** -0.5, rel=0.05)
+
+
+@pytest.mark.parametrize("dataset_size, num_negatives", [(1281167, 32000), (169, 128)])
+def test_the_loss_is_vissls_less_its_epsilon_offset(dataset_size, num_negatives):
+    """VISSL's NCECriterion adds float32 eps to its denominators P + N/|D|: its loss is ours
+    plus about eps * |D| (0.153 at ImageNet size), which users comparing curves subtract."""
+    from vissl.losses.nce_loss import NCECriterion
+
+    torch.manual_seed(0)
+    # cosines of random 128-d directions, as at the start of training, and its Z
+    scores = (torch.randn(16, 1 + num_negatives, dtype=torch.float64) / 128 ** 0.5).clamp(-1, 1)
+    log_z = torch.tensor(math.log(2.2 * dataset_size), dtype=torch.float64)
+    ours = nce_loss(scores[:, 0], scores[:, 1:], 0.07, log_z, dataset_size).mean()
+    probabilities = (scores / 0.07 - log_z).exp()  # VISSL's input: exp(s / tau) / Z
+    vissl = NCECriterion(dataset_size)(probabilities, None)
+    offset = float(np.finfo("float32").eps) * dataset_size
+    assert float(vissl - ours) == pytest.approx(offset, rel=0.03)

@@ -17,6 +17,7 @@ from vissl.utils.misc import is_apex_available
 from vissl_pirl_plugin.data.image_folder import folder_image_count
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
+from vissl_pirl_plugin.losses.memory_bank import BANK_INITS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
 from vissl_pirl_plugin.models.resnet_small_trunk import small_resnet_depth_and_width
@@ -54,6 +55,11 @@ def validate_config(cfg: AttrDict) -> None:
             f"DATA.TRAIN.LABEL_SOURCES={list(train.LABEL_SOURCES)}: with label sources VISSL "
             "replaces the sample index by class labels, and pirl_loss would index its memory bank "
             "by class. Set config.DATA.TRAIN.LABEL_SOURCES=[] (a folder needs only DATA_PATHS).")
+    init = loss.memory_bank.get("init", "unit")
+    if init not in BANK_INITS:
+        raise ValueError(f"LOSS.pirl_loss.memory_bank.init={init!r}: use one of {BANK_INITS} "
+                         "(unit: the same unit rows on every rank; vissl_rank_mean: VISSL 0.1.6's "
+                         "start, see docs/training.md).")
     _validate_heads(cfg, loss.memory_bank.embedding_dim)
 
 

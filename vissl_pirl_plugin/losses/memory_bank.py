@@ -31,6 +31,23 @@ from vissl_pirl_plugin.distributed_checks import INDEX_OUTSIDE_BANK, FailureReco
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 INIT_BLOCK_ROWS = 4096
+# how the bank starts (memory_bank.init): "unit", NPID's unit rows, the same on every rank;
+# "vissl_rank_mean", VISSL 0.1.6's bank after its first forward: each rank's own unit rows,
+# averaged over the ranks and not renormalised (norm about 1/sqrt(world) until updated)
+BANK_INITS = ("unit", "vissl_rank_mean")
+RANK_SEED_STRIDE = 7919
+
+
+def initial_bank_rows(start: int, end: int, embedding_dim: int, seed: int, init: str = "unit",
+                      world_size: int = 1) -> torch.Tensor:
+    """Rows ``[start, end)`` of the initial bank of ``init`` (``BANK_INITS``) for ``world_size``
+    ranks; every rank computes the same rows without communication."""
+    if init not in BANK_INITS:
+        raise ValueError(f"memory_bank.init={init!r}: use one of {BANK_INITS}.")
+    if init == "unit" or world_size == 1:
+        return initial_rows(start, end, embedding_dim, seed)
+    return sum(initial_rows(start, end, embedding_dim, seed + RANK_SEED_STRIDE * rank)
+               for rank in range(world_size)) / world_size
 
 
 def initial_rows(start: int, end: int, embedding_dim: int, seed: int) -> torch.Tensor:
@@ -62,11 +79,12 @@ class MemoryBank(nn.Module):
         dtype: storage type, ``"float32"`` (default) or ``"float16"``.
         num_shards, shard_index: split the rows over ``num_shards`` ranks; this
             one holds shard ``shard_index``. 1 (default) keeps the whole bank.
+        init, world_size: how the bank starts (``BANK_INITS``; ``initial_bank_rows``).
     """
 
     def __init__(self, num_entries: int, embedding_dim: int, momentum: float = 0.5,
                  init_seed: int = 0, dtype: str = "float32", num_shards: int = 1,
-                 shard_index: int = 0) -> None:
+                 shard_index: int = 0, init: str = "unit", world_size: int = 1) -> None:
         super().__init__()
         if num_entries < 2:
             raise ValueError(f"The memory bank needs at least 2 entries, got {num_entries}.")
@@ -83,8 +101,8 @@ class MemoryBank(nn.Module):
         self.num_shards = num_shards
         self.rows_per_shard = rows = math.ceil(num_entries / num_shards)
         self.start, self.end = min(num_entries, shard_index * rows), min(num_entries, (shard_index + 1) * rows)
-        init = initial_rows(self.start, self.end, embedding_dim, init_seed)
-        self.register_buffer("embeddings", init.to(STORAGE_DTYPES[dtype]))
+        rows = initial_bank_rows(self.start, self.end, embedding_dim, init_seed, init, world_size)
+        self.register_buffer("embeddings", rows.to(STORAGE_DTYPES[dtype]))
         self.checkpoint_copy: Optional[torch.Tensor] = None
         self.failures = FailureRecord()  # checks awaiting agreement across ranks
 

@@ -6,7 +6,7 @@ with negatives ``m_I'`` read from the memory bank. ``lambda = 0`` is NPID /
 NPID++ (§3, "Baselines"); ``lambda = 1`` drops the ``f`` term.
 
 Defaults follow the paper and the authors' released code (VISSL's
-``nce_loss_with_memory``) so that results compare with VISSL's model zoo:
+``nce_loss_with_memory``) so that results compare with VISSL's model zoo, except where listed:
 
 * ``loss_type: nce`` is binary NCE with the uniform noise prior ``1/|D|`` of NPID,
   ``P = exp(s/tau) / Z`` with ``Z = mean(exp(s/tau)) * |D|`` estimated once, on
@@ -21,7 +21,15 @@ Defaults follow the paper and the authors' released code (VISSL's
     ``D_N``); VISSL draws a new set per term;
   - the memory bank is updated by ``MemoryBankUpdateHook`` after the optimizer
     step, not inside the loss's forward;
-  - NCE is computed in log space (no ``1e-7`` epsilon).
+  - the bank starts with the same unit rows on every rank. VISSL seeds each rank's bank
+    differently and averages them on the first forward without renormalising, so with W ranks
+    its not-yet-updated rows have norm about 1/sqrt(W) and the Z estimated on the first batch
+    is smaller (Z/|D| 1.506 against 2.326 at 2 ranks; 1.025 against 2.204 simulated at 32):
+    every NCE logit of the run is shifted by log of their ratio (-0.77 at 32 ranks).
+    ``memory_bank.init: vissl_rank_mean`` starts the bank as VISSL's does;
+  - NCE is computed in log space, without VISSL's float32 epsilon in its denominators; so the
+    reported loss is lower than VISSL's by about ``eps * |D|`` per unit of loss weight (0.153
+    at ImageNet size, 2e-5 on the demo's 169 images), with the same gradients.
 
 * ``negative_sampling: shared`` (an option, not the paper's setting) draws one set
   of ``N`` negatives per batch, excluding all positives of the batch.
@@ -69,8 +77,10 @@ class PIRLLoss(ClassyLoss):
         loss_type: ``nce`` (paper) or ``infonce``.
         negative_sampling: ``per_sample`` (paper) or ``shared``.
         norm_constant: ``Z``; a value <= 0 estimates it from the first batch.
-        embedding_dim, momentum, init_seed, bank_dtype: the memory bank's, see ``MemoryBank``
-            (config keys ``memory_bank.{embedding_dim, momentum, init_seed, dtype}``).
+        embedding_dim, momentum, init_seed, bank_dtype, bank_init: the memory bank's, see
+            ``MemoryBank`` (config keys ``memory_bank.{embedding_dim, momentum, init_seed, dtype,
+            init}``). ``bank_init`` ``vissl_rank_mean`` starts it as VISSL 0.1.6 does with
+            several ranks, which also sets the Z estimated on the first batch as VISSL's.
         sharded_bank: split the bank over the ranks (``memory_bank.sharded``).
         ignore_index: index label of samples to leave out of the loss and the bank.
     """
@@ -80,7 +90,7 @@ class PIRLLoss(ClassyLoss):
                  loss_type: str = "nce", negative_sampling: str = "per_sample",
                  norm_constant: float = -1.0, embedding_dim: int = 128, momentum: float = 0.5,
                  init_seed: int = 0, ignore_index: int = -1, bank_dtype: str = "float32",
-                 sharded_bank: bool = False) -> None:
+                 sharded_bank: bool = False, bank_init: str = "unit") -> None:
         super().__init__()
         check_loss_params(lambda_weight, temperature, num_negatives, loss_type, negative_sampling,
                           num_train_samples)
@@ -93,7 +103,8 @@ class PIRLLoss(ClassyLoss):
         shards = get_world_size() if sharded_bank else 1
         self.memory_bank = MemoryBank(num_train_samples, embedding_dim, momentum, init_seed,
                                       bank_dtype, num_shards=shards,
-                                      shard_index=get_rank() if sharded_bank else 0)
+                                      shard_index=get_rank() if sharded_bank else 0,
+                                      init=bank_init, world_size=get_world_size())
         # log Z; NaN until estimated (only used by loss_type "nce")
         log_z = math.log(norm_constant) if norm_constant > 0 else float("nan")
         self.register_buffer("log_norm_constant", torch.tensor(log_z))
@@ -120,6 +131,7 @@ class PIRLLoss(ClassyLoss):
             ignore_index=loss_config.get("ignore_index", -1),
             bank_dtype=bank.get("dtype", "float32"),
             sharded_bank=bank.get("sharded", False),
+            bank_init=bank.get("init", "unit"),
         )
         loss.requires_bank_hook = True
         return loss

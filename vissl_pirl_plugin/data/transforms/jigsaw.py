@@ -3,7 +3,10 @@
 "We resize this crop to 255 x 255, and then divide into a 3 x 3 grid. We extract
 a patch of 64 x 64 from each of these grids and get 9 patches." Each patch lies
 at a uniformly random position inside its own cell (Noroozi & Favaro's gap
-between patches). Pure tensor logic, no VISSL.
+between patches), drawn as the authors' code draws it: VISSL's ``ImgPatchesFromTensor``
+takes ``np.random.randint(0, patch_jitter)`` with ``patch_jitter = cell - patch``, offsets 0
+to 20 in an 85-px cell, so a patch always ends at least one pixel before its cell does and
+neighbouring patches never touch. Pure tensor logic, no VISSL.
 """
 from functools import lru_cache
 
@@ -15,17 +18,18 @@ def jigsaw_patch_offsets(crop_size: int = 255, grid_size: int = 3, patch_size: i
                          generator: torch.Generator = None) -> torch.Tensor:
     """Top-left corners ``(grid_size**2, 2)`` of one random patch per grid cell.
 
-    Cells are ``crop_size // grid_size`` pixels wide and listed row by row.
+    Cells are ``crop_size // grid_size`` pixels wide and listed row by row; a patch's offset in
+    its cell is uniform in ``[0, cell - patch_size)`` along each axis, as in VISSL.
     """
     if grid_size < 1:
         raise ValueError(f"grid_size must be >= 1, got {grid_size}.")
     cell = crop_size // grid_size
-    if not 1 <= patch_size <= cell:
+    if not 1 <= patch_size < cell:
         raise ValueError(
-            f"patch_size={patch_size} does not fit in a grid cell of {cell} pixels "
-            f"(crop_size={crop_size} // grid_size={grid_size}). Use patch_size <= {cell}.")
-    jitter = torch.randint(0, cell - patch_size + 1, (grid_size * grid_size, 2),
-                           generator=generator)
+            f"patch_size={patch_size} does not fit in a grid cell of {cell} pixels with room "
+            f"to move (crop_size={crop_size} // grid_size={grid_size}). Use patch_size <= "
+            f"{cell - 1}.")
+    jitter = torch.randint(0, cell - patch_size, (grid_size * grid_size, 2), generator=generator)
     return _cell_corners(grid_size, cell) + jitter
 
 
