@@ -349,7 +349,10 @@ def run_check_named(name: str, device: torch.device, workdir: Path,
     """Runs check ``name`` (see ``check_names``) and returns its measurements."""
     sizes = small_sizes(device)
     if name == "loss_and_bank":
-        return check_loss_and_bank(device, **sizes.get(name, {}))
+        result = check_loss_and_bank(device, **sizes.get(name, {}))
+        if result["host_syncs"] != "none":  # the check fails: the step must make none
+            raise HostSyncError(f"the step made a host sync: {result['host_syncs']}")
+        return result
     if name.startswith("train_and_resume_"):
         amp = name.rsplit("_", 1)[1]
         return train_and_resume(device, workdir, None if amp == "fp32" else amp,

@@ -57,9 +57,9 @@ class Run:
     """The state of one kit run: its budget, its fresh work folder, its outputs."""
 
     def __init__(self, out: Path, device: str, budget_s: float, work: Path,
-                 env: Dict[str, str]) -> None:
+                 env: Dict[str, str], started: float) -> None:
         self.out, self.device, self.budget_s, self.work, self.env = out, device, budget_s, work, env
-        self.started = time.monotonic()
+        self.started = started  # the budget counts from the start, the install included
         self.results: Dict[str, dict] = {}
         self.skip_reasons: Dict[str, str] = {}
         self.log = open(out / "kit.log", "w")
@@ -144,7 +144,10 @@ def run_stage(run: Run, stage: Stage) -> dict:
         timed_out = False
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, 9)  # the launcher's workers too
-        output, _ = process.communicate()
+        try:
+            output, _ = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:  # a grandchild that left the group holds the pipe
+            output = "(no output: the stage's pipe stayed open after it was killed)"
         timed_out = True
     seconds = time.monotonic() - started
     run.write_log(f"{stage.name} ({seconds:.1f} s, exit {process.returncode})",
@@ -164,7 +167,10 @@ def read_measurements(run: Run, stage: Stage) -> Optional[dict]:
     path = run.work / stage.name / "result.json"
     if not stage.json_out or not path.is_file():
         return None
-    return json.loads(path.read_text()).get(stage.name)
+    try:
+        return json.loads(path.read_text()).get(stage.name)
+    except (ValueError, AttributeError) as error:
+        return {"error": f"unreadable {path.name}: {error}"}
 
 
 def last_error_line(output: str, measured: Optional[dict]) -> str:
@@ -198,17 +204,22 @@ def environment(device: str) -> dict:
                    "platform": platform.platform()}
     shm = shutil.disk_usage("/dev/shm") if os.path.isdir("/dev/shm") else None
     facts["dev_shm_gib"] = round(shm.total / 2**30, 1) if shm else None
-    probe = subprocess.run(
-        [sys.executable, "-c", "import json, torch; print(json.dumps({'torch': torch.__version__, "
-         "'cuda': torch.version.cuda, 'cuda_available': torch.cuda.is_available(), 'gpu': "
-         "torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}))"],
-        capture_output=True, text=True, timeout=120)
-    facts.update(json.loads(probe.stdout) if probe.returncode == 0 else
-                 {"torch": f"import failed: {probe.stderr[-300:]}"})
-    if shutil.which("nvidia-smi"):
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
-                              "--format=csv,noheader"], capture_output=True, text=True, timeout=60)
-        facts["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()[-300:]
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import json, torch; print(json.dumps({'torch': "
+             "torch.__version__, 'cuda': torch.version.cuda, 'cuda_available': "
+             "torch.cuda.is_available(), 'gpu': torch.cuda.get_device_name(0) if "
+             "torch.cuda.is_available() else None}))"],
+            capture_output=True, text=True, timeout=120)
+        facts.update(json.loads(probe.stdout) if probe.returncode == 0 else
+                     {"torch": f"import failed: {probe.stderr[-300:]}"})
+        if shutil.which("nvidia-smi"):
+            smi = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                                  "--format=csv,noheader"], capture_output=True, text=True,
+                                 timeout=60)
+            facts["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()[-300:]
+    except (subprocess.TimeoutExpired, ValueError) as error:  # recorded; the stages still run
+        facts["probe_error"] = f"{type(error).__name__}: {error}"[:300]
     facts["device"] = device
     return facts
 
@@ -259,6 +270,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--site", type=Path, default=None,
                         help="where the wheels go (default: a fresh temporary folder)")
     args = parser.parse_args(argv)
+    started = time.monotonic()
     args.out.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vissl_pirl_kit_"))
     site = args.site or work / "site"
@@ -267,7 +279,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p),
                PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "4"))
     os.environ["PYTHONPATH"] = env["PYTHONPATH"]  # for the environment probe
-    run = Run(args.out, args.device, args.budget_s, work / "checks", env)
+    run = Run(args.out, args.device, args.budget_s, work / "checks", env, started)
     run.results["environment"] = environment(args.device)
     run.results["install_wheels"] = installed
     print(f"install_wheels: {installed['status']}", flush=True)

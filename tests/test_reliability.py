@@ -75,13 +75,16 @@ def test_non_finite_output_or_loss_stops_at_the_next_check():
                            last_batch=SimpleNamespace(model_output=[torch.ones(2), torch.tensor(
                                [1.0, float("nan")])]))
     guard = NonFiniteGuardHook()
+    losses, task.losses = task.losses, [1.0]  # a finite loss: the output's check alone
     guard.on_forward(task)
+    guard.on_loss_and_meter(task)
     task.iteration = 18
+    guard.on_forward(task)
     with pytest.raises(FloatingPointError, match=r"Non-finite model output \(1 values\) at "
                                                  "training step 17 on rank 0"):
-        guard.on_forward(task)
+        guard.on_loss_and_meter(task)
     task.base_loss.memory_bank.failures.take()  # step 18's output, recorded before the raise
-    task.iteration = 17
+    task.iteration, task.losses = 17, losses
     with pytest.raises(FloatingPointError, match=r"Non-finite loss \(inf, averaged over ranks\) "
                                                  "at training step 17"):
         NonFiniteGuardHook().on_loss_and_meter(task)

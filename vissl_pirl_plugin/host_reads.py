@@ -5,13 +5,17 @@ raise. A CPU tensor never synchronises, so that check is blind on a machine with
 ``HostReadDetector`` sees the same reads there: the operations that, on a device tensor, must
 wait for the device and copy a value to the host before Python can go on:
 
-* ``Tensor.item``, ``tolist``, ``numpy``, ``bool``/``int``/``float``/``index`` of a tensor
-  (``if t:``, ``range(t)``, indexing with a 0-d tensor), seen as torch functions;
+* ``Tensor.item``, ``tolist``, ``numpy``, ``cpu``, ``bool``/``int``/``float``/``index`` of a
+  tensor (``if t:``, ``range(t)``, indexing with a 0-d tensor) and ``torch.equal``, seen as
+  torch functions;
 * the operators whose output size depends on the data (``nonzero``, ``masked_select``,
   ``unique``, indexing or assigning through a boolean mask, ``bincount``, ``repeat_interleave``
   without an output size) and ``_local_scalar_dense``, seen as dispatched operators.
 
 Each read is recorded with the innermost frame of the plugin that caused it (``file:line``).
+What it cannot see, every tensor being on the CPU here: a blocking copy written as
+``.to(device)`` or ``torch.tensor(data, device=device)`` (the device is the CPU), and explicit
+``synchronize`` calls; ``tests/gpu`` runs the step under CUDA's own check for those.
 Only reads of tensors that would live on the device count: every tensor here is on the CPU,
 so the caller states which reads are of host-resident values (``allowed``: functions whose
 reads are of host memory anyway, ``HOST_RESIDENT_READS`` for the training step).
@@ -30,7 +34,8 @@ HOST_RESIDENT_READS = {
     "finish_agreement": "reads the failure table that start_agreement copied into pinned host "
                         "memory a step earlier (distributed_checks.py)",
 }
-READING_METHODS = {"item", "tolist", "numpy", "__bool__", "__int__", "__float__", "__index__"}
+READING_METHODS = {"item", "tolist", "numpy", "cpu", "equal", "__bool__", "__int__", "__float__",
+                   "__index__"}
 DATA_DEPENDENT_OPS = {"nonzero", "masked_select", "unique", "_unique", "_unique2",
                       "unique_consecutive", "unique_dim", "bincount", "_local_scalar_dense", "argwhere"}
 

@@ -2,8 +2,9 @@
 which a user cannot act on; the one place where the plugin silences warnings.
 
 Every command printed four of them before its first line. Each filter names the third-party
-module the warning is attributed to, so the same warning raised from any other module (the
-user's code, the plugin's) still shows, and no warning of the plugin's own is ever silenced:
+module the warning is attributed to, so no warning of the plugin's own is ever silenced, nor
+one that the user's code raises (torchvision's two deprecations are raised by those private
+torchvision modules themselves, whoever imports them):
 
 * torchvision's ``_functional_video`` and ``_transforms_video`` deprecations, raised when
   classy_vision's video transforms import them;

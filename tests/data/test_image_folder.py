@@ -23,14 +23,27 @@ def test_class_sub_folders_are_read_as_imagefolder_reads_them(tmp_path):
     assert folder_image_count(str(folder)) == 6
 
 
-def test_images_at_the_top_and_in_sub_folders_are_all_read(tmp_path):
+def test_images_at_the_top_of_a_class_folder_are_left_out_as_imagefolder_does(tmp_path, caplog):
+    """A stray image must not change an existing run's indices."""
+    from torchvision.datasets import ImageFolder
+
     folder = write_image_folder(tmp_path / "mixed", num_images=4, size=8)
     write_image_folder(folder, num_images=2, size=8, flat=True, seed=1)
-    assert len(FolderImages(str(folder))) == 6
+    assert FolderImages(str(folder)).samples == ImageFolder(str(folder)).samples
+    assert "2 images at the top of" in caplog.text and "are left out" in caplog.text
 
 
-def test_a_folder_without_images_names_itself(tmp_path):
-    (tmp_path / "empty" / "sub").mkdir(parents=True)
+def test_a_flat_folder_is_refused_where_its_labels_are_used(tmp_path):
+    folder = write_image_folder(tmp_path / "flat", num_images=2, size=8, flat=True)
+    with pytest.raises(FileNotFoundError, match="has no class sub-folders, and its labels are "
+                                                "used"):
+        FolderImages(str(folder), labelled=True)
+    assert len(FolderImages(str(write_image_folder(tmp_path / "c", 2, size=8)), labelled=True)) == 2
+
+
+@pytest.mark.parametrize("sub_folder", [True, False])
+def test_a_folder_without_images_names_itself(tmp_path, sub_folder):
+    (tmp_path / "empty" / ("sub" if sub_folder else "")).mkdir(parents=True, exist_ok=True)
     (tmp_path / "empty" / "notes.txt").write_text("no images here")
     for read in (folder_image_count, FolderImages):
         with pytest.raises(FileNotFoundError, match="empty holds no images"):

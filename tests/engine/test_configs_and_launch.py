@@ -1,6 +1,8 @@
 """Configs resolve to the plugin's files from any directory; every launch path gets the hook."""
+from types import SimpleNamespace
 
 import pytest
+import torch
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
 from hydra_plugins.vissl_pirl_searchpath.vissl_pirl_searchpath import (
     PROVIDER,
@@ -12,8 +14,10 @@ from vissl.utils import distributed_launcher
 
 from vissl_pirl_plugin.engine import launcher
 from vissl_pirl_plugin.engine.config_validation import prepare_data, validate_config
+from vissl_pirl_plugin.hooks.guarded_checkpoint_hook import GuardedCheckpointHook
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
+from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 
 from conftest import REPO
 
@@ -77,9 +81,26 @@ def test_hook_generator_adds_the_bank_hook_before_checkpointing():
     hooks = pirl_hook_generator(compose(PAPER))
     kinds = [type(h) for h in hooks]
     assert kinds.count(MemoryBankUpdateHook) == 1
-    assert kinds.index(MemoryBankUpdateHook) < kinds.index(LogLossMetricsCheckpointHook)
+    assert kinds.index(MemoryBankUpdateHook) < kinds.index(GuardedCheckpointHook)
     simclr = compose("config=pretrain/simclr/simclr_8node_resnet")
     assert MemoryBankUpdateHook not in [type(h) for h in pirl_hook_generator(simclr)]
+
+
+def test_vissls_per_rank_nan_checks_give_way_to_the_guard():
+    """VISSL's checkpoint hook would save the broken model on a NaN output, CheckNanModelOutput
+    dies with an AttributeError and CheckNanLoss raises on its rank alone, each after a host
+    read every step: with pirl_loss the guard checks on every rank together instead."""
+    from vissl.hooks import CheckNanLossHook, CheckNanModelOutputHook
+
+    cfg = compose(PAPER)
+    assert cfg.HOOKS.CHECK_NAN
+    kinds = [type(h) for h in pirl_hook_generator(cfg)]
+    assert not {CheckNanLossHook, CheckNanModelOutputHook, LogLossMetricsCheckpointHook} & set(kinds)
+    assert kinds.index(NonFiniteGuardHook) < kinds.index(GuardedCheckpointHook)
+    task = SimpleNamespace(last_batch=SimpleNamespace(model_output=torch.tensor([float("nan")])))
+    GuardedCheckpointHook(1).on_forward(task)  # no check, no checkpoint: the guard's job
+    simclr = [type(h) for h in pirl_hook_generator(compose("config=pretrain/simclr/simclr_8node_resnet"))]
+    assert {CheckNanLossHook, CheckNanModelOutputHook, LogLossMetricsCheckpointHook} <= set(simclr)
 
 
 def test_slurm_job_runs_with_the_bank_hook(monkeypatch):

@@ -69,6 +69,8 @@ def test_an_index_outside_the_bank_is_still_read_only_from_host_memory():
     (lambda t, i: torch.unique(i), "unique"),
     (lambda t, i: bool(t.sum() > 0), "__bool__"),
     (lambda t, i: t.nonzero(), "nonzero"),
+    (lambda t, i: t.cpu(), "cpu"),
+    (lambda t, i: torch.equal(t, t), "equal"),
 ])
 def test_the_detector_sees_each_kind_of_host_read(monkeypatch, read, what):
     """A plugin function that reads a device value is reported with its place."""
@@ -89,16 +91,18 @@ def test_the_detector_sees_each_kind_of_host_read(monkeypatch, read, what):
 
 
 def test_a_failure_stops_the_guard_at_the_next_check_naming_its_step():
-    """The agreement of step k is read at step k + 1's check (or a checkpoint, or the epoch's
-    end): the step itself does not wait for it."""
+    """The agreement of step k is read at step k + 1's check (or a checkpoint, the epoch's end,
+    the run's end): the step itself does not wait for it."""
     torch.manual_seed(0)
     loss = PIRLLoss(num_train_samples=50, num_negatives=4, embedding_dim=8, norm_constant=2.0)
     guard = NonFiniteGuardHook(check_period=1)
 
     def forward(iteration: int, value: float) -> SimpleNamespace:
-        task = SimpleNamespace(base_loss=loss, iteration=iteration, train=True, config=gpu_check.NO_CHECKPOINT_STEPS,
+        task = SimpleNamespace(base_loss=loss, iteration=iteration, train=True, losses=[],
+                               config=gpu_check.NO_CHECKPOINT_STEPS,
                                last_batch=SimpleNamespace(model_output=[torch.full((2, 8), value)]))
         guard.on_forward(task)
+        guard.on_loss_and_meter(task)
         return task
 
     forward(1, 0.0)
@@ -109,3 +113,26 @@ def test_a_failure_stops_the_guard_at_the_next_check_naming_its_step():
     task = forward(4, float("nan"))
     with pytest.raises(FloatingPointError, match="at training step 4"):
         guard.on_phase_end(task)  # the epoch's end reads it at once
+    forward(5, float("nan"))
+    with pytest.raises(FloatingPointError, match="at training step 5"):
+        guard.on_end(task)  # and so does the run's end: nothing is left unread
+
+
+def test_a_failure_the_loss_records_is_named_with_its_own_step():
+    """An index outside the bank is recorded by the loss, after the output's check: the
+    agreement starts after the loss, so it names the step it happened at."""
+    torch.manual_seed(0)
+    loss = PIRLLoss(num_train_samples=50, num_negatives=4, embedding_dim=8, norm_constant=2.0)
+    guard = NonFiniteGuardHook(check_period=1)
+    for iteration, bad in ((1, False), (2, True), (3, False)):
+        target = torch.tensor([3, 70 if bad else 4])
+        task = SimpleNamespace(base_loss=loss, iteration=iteration, train=True, losses=[],
+                               last_batch=SimpleNamespace(model_output=[torch.zeros(2, 8)]))
+        guard.on_forward(task)
+        loss([torch.randn(2, 8), torch.randn(2, 8)], target)
+        if iteration == 3:
+            with pytest.raises(IndexError, match="index 70 is outside the memory bank at "
+                                                 "training step 2"):
+                guard.on_loss_and_meter(task)
+        else:
+            guard.on_loss_and_meter(task)

@@ -115,3 +115,13 @@ def test_the_traceback_is_there_on_request(tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["x", str(tmp_path / "nope.torch"), str(tmp_path / "o")])
     with pytest.raises(FileNotFoundError):
         convert_checkpoint.cli()
+
+
+def test_a_bug_keeps_its_traceback(monkeypatch):
+    """Only a UserInputError is a user's mistake; any other error propagates."""
+    from vissl_pirl_plugin.tools.command_line import run_tool
+
+    def buggy(argv):
+        raise ValueError("an internal bug")
+    with pytest.raises(ValueError, match="an internal bug"):
+        run_tool(buggy, [])

@@ -5,49 +5,70 @@ sub-folder per class and stops on a flat folder of JPEGs ("Couldn't find any cla
 the most natural input of self-supervised pre-training. PIRL needs no labels (a sample's label
 is its dataset index), so:
 
-* a folder whose images all sit in sub-folders is read exactly as ``ImageFolder`` reads it
-  (same samples, same order, so the memory bank of an existing run keeps its indices);
-* a folder with images directly inside it is read as one class: every image under it,
-  sub-folders included, in sorted order.
+* a folder with class sub-folders is read exactly as ``ImageFolder`` reads it (same samples,
+  same order, so the memory bank of an existing run keeps its indices); images lying at its
+  top are left out, as ``ImageFolder`` leaves them out, and a warning says how many;
+* a folder without sub-folders is read as one class: its images, in sorted order. Not where its
+  labels are used (``LABEL_SOURCES`` with ``disk_folder``): one class would label every image 0.
 
 A folder without any image is refused with the folder's name and the extensions looked for.
 """
+import logging
 import os
 from typing import Dict, List, Tuple
 
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
-ALL_IMAGES = ""  # the one class of a folder with images at its top: the folder itself
+from vissl_pirl_plugin.user_errors import MissingInputError
+
+ALL_IMAGES = ""  # the one class of a flat folder: the folder itself
 
 
-def has_images_at_top(directory: str) -> bool:
+def images_at_top(directory: str) -> int:
     with os.scandir(directory) as entries:
-        return any(entry.is_file() and has_file_allowed_extension(entry.name, IMG_EXTENSIONS)
+        return sum(entry.is_file() and has_file_allowed_extension(entry.name, IMG_EXTENSIONS)
                    for entry in entries)
 
 
 class FolderImages(ImageFolder):
-    """``ImageFolder`` that also reads a flat folder (see the module docstring)."""
+    """``ImageFolder`` that also reads a flat folder (see the module docstring).
 
-    def __init__(self, root: str, **kwargs) -> None:
+    Args:
+        root: the folder.
+        labelled: its classes are used as labels: a flat folder is refused.
+    """
+
+    def __init__(self, root: str, labelled: bool = False, **kwargs) -> None:
+        self.labelled = labelled
         try:
             super().__init__(root, **kwargs)
         except FileNotFoundError as error:
             raise no_images(root, error) from None
 
     def find_classes(self, directory: str) -> Tuple[List[str], Dict[str, int]]:
-        return folder_classes(directory)
+        return folder_classes(directory, allow_flat=not self.labelled)
 
 
-def folder_classes(directory: str) -> Tuple[List[str], Dict[str, int]]:
-    """``ImageFolder.find_classes``, or one class for the whole folder if images sit at its top."""
+def folder_classes(directory: str, allow_flat: bool = True) -> Tuple[List[str], Dict[str, int]]:
+    """``ImageFolder.find_classes``, or one class for a folder without sub-folders."""
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"{directory} is not a folder: point DATA_PATHS at a folder of "
+        raise MissingInputError(f"{directory} is not a folder: point DATA_PATHS at a folder of "
                                 "images (sub-folders optional).")
-    if has_images_at_top(directory):
+    try:
+        classes = ImageFolder.find_classes(None, directory)
+    except FileNotFoundError:
+        if not allow_flat:
+            raise MissingInputError(
+                f"{directory} has no class sub-folders, and its labels are used (LABEL_SOURCES "
+                "disk_folder): put the images in one sub-folder per class.") from None
         return [ALL_IMAGES], {ALL_IMAGES: 0}
-    return ImageFolder.find_classes(None, directory)
+    left_out = images_at_top(directory)
+    if left_out:
+        logging.warning(f"{left_out} images at the top of {directory} are left out: it has class "
+                        "sub-folders, and only their images are read (as by torchvision's "
+                        "ImageFolder). Move them into a sub-folder to train on them.")
+    return classes
 
 
 def folder_image_count(directory: str) -> int:
@@ -60,8 +81,9 @@ def folder_image_count(directory: str) -> int:
 
 
 def no_images(directory: str, error: FileNotFoundError) -> FileNotFoundError:
-    if not os.path.isdir(directory):
+    """The clearer error for a folder without images (``error`` itself if it is clear)."""
+    if not os.path.isdir(directory) or "sub-folders" in str(error):
         return error
-    return FileNotFoundError(
+    return MissingInputError(
         f"{directory} holds no images ({', '.join(IMG_EXTENSIONS)}), neither at its top nor in "
         "sub-folders: point DATA_PATHS at a folder of images.")

@@ -45,7 +45,8 @@ class RobustDiskImageDataset(DiskImageDataset):
         """VISSL's, but a ``disk_folder`` may be flat (``FolderImages``)."""
         if self.data_source != "disk_folder":
             return super()._load_data(path)
-        self.image_dataset = FolderImages(path)
+        labelled = "disk_folder" in self.cfg["DATA"][self.split].get("LABEL_SOURCES", [])
+        self.image_dataset = FolderImages(path, labelled=labelled)
         logging.info(f"Loaded {len(self.image_dataset)} samples from folder {path}")
         self.is_initialized = True  # scanning the folder again in every worker is expensive
 

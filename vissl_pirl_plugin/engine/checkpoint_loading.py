@@ -17,17 +17,19 @@ from typing import Any, Dict, Union
 
 import torch
 
+from vissl_pirl_plugin.user_errors import InvalidInputError, MissingInputError
+
 WEIGHTS_ONLY_FAILURE = "Weights only load failed"
 # how torch names a global it refused: "Unsupported global: GLOBAL builtins.exec", "Trying to
 # load unsupported GLOBAL posix.system whose module posix is blocked"
 REFUSED_GLOBAL = re.compile(r"unsupported global:? GLOBAL (\S+)", re.IGNORECASE)
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(InvalidInputError):
     """The file holds objects whose unpickling could run code; it was not loaded."""
 
 
-class NotACheckpointError(ValueError):
+class NotACheckpointError(InvalidInputError):
     """The file is not a checkpoint that ``torch.save`` wrote."""
 
 
@@ -38,7 +40,7 @@ def load_checkpoint_safely(path: Union[str, os.PathLike], mmap: bool = False) ->
     run code (``UnsafeCheckpointError``), a file that is no torch checkpoint
     (``NotACheckpointError``)."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"Checkpoint {path} does not exist. Pass a file that VISSL wrote into the run's "
             "CHECKPOINT.DIR: checkpoint.torch (the newest) or model_final_checkpoint_phase*.torch.")
     try:

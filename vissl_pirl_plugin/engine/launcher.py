@@ -22,6 +22,7 @@ from vissl_pirl_plugin.engine.config_validation import (
     validate_rendezvous,
 )
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
+from vissl_pirl_plugin.user_errors import InvalidInputError
 
 
 class PirlSlurmJob(distributed_launcher._ResumableSlurmJob):
@@ -60,7 +61,7 @@ def _slurm_job_class(job_class: type) -> Iterator[None]:
         distributed_launcher._ResumableSlurmJob = original
 
 
-class LaunchCheckError(ValueError):
+class LaunchCheckError(InvalidInputError):
     """A check that ``launch`` makes before any worker starts failed (the config, the data, a
     checkpoint to resume from); the message names the problem and the fix."""
 

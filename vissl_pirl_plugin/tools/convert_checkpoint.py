@@ -24,6 +24,7 @@ import torchvision
 
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.tools.command_line import run_tool
+from vissl_pirl_plugin.user_errors import InvalidInputError
 
 VISSL_TRUNK_PREFIX = "_feature_blocks."
 TORCHVISION_RESNET_KEYS = re.compile(
@@ -37,7 +38,7 @@ def trunk_state_dict(checkpoint_path: Path) -> Dict[str, torch.Tensor]:
     try:
         trunk = state["classy_state_dict"]["base_model"]["model"]["trunk"]
     except (KeyError, TypeError):
-        raise ValueError(f"{checkpoint_path} is not a PIRL/VISSL checkpoint: no "
+        raise InvalidInputError(f"{checkpoint_path} is not a PIRL/VISSL checkpoint: no "
                          "classy_state_dict.base_model.model.trunk in it.") from None
     weights = OrderedDict()
     for key, value in trunk.items():
@@ -47,7 +48,7 @@ def trunk_state_dict(checkpoint_path: Path) -> Dict[str, torch.Tensor]:
     unknown = [key for key in trunk if not TORCHVISION_RESNET_KEYS.match(
         key[len(VISSL_TRUNK_PREFIX):] if key.startswith(VISSL_TRUNK_PREFIX) else key)]
     if unknown or not weights:
-        raise ValueError(f"{checkpoint_path}: the trunk is not a VISSL ResNet; unexpected keys "
+        raise InvalidInputError(f"{checkpoint_path}: the trunk is not a VISSL ResNet; unexpected keys "
                          f"{unknown[:5]}{' ...' if len(unknown) > 5 else ''}.")
     return weights
 
@@ -58,7 +59,7 @@ def check_matches(weights: Dict[str, torch.Tensor], model: torch.nn.Module, sour
     missing = sorted(set(expected) - set(weights))
     mismatched = sorted(k for k in set(expected) & set(weights) if expected[k] != weights[k].shape)
     if missing or mismatched:
-        raise ValueError(f"{source}: the trunk does not match {type(model).__name__}: missing "
+        raise InvalidInputError(f"{source}: the trunk does not match {type(model).__name__}: missing "
                          f"{missing[:5]}, shape mismatches {mismatched[:5]}.")
 
 

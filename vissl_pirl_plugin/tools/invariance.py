@@ -30,6 +30,7 @@ from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.tools.plotting import new_axes, save_png
 from vissl_pirl_plugin.tools.trained_model import config_beside, load_model, run_config
+from vissl_pirl_plugin.user_errors import InvalidInputError
 
 
 def unit_distances(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
@@ -50,7 +51,7 @@ def invariance_distances(config: AttrDict, checkpoint: Optional[Path], images: S
                          transforms: int, seed: int = 0, batch_size: int = 32) -> np.ndarray:
     """The distances for every image and transform draw (the same draws for any model)."""
     if len(config.MODEL.MULTI_INPUT_HEAD_MAPPING) != 2:
-        raise ValueError("The invariance analysis needs a two-input PIRL model (image and "
+        raise InvalidInputError("The invariance analysis needs a two-input PIRL model (image and "
                          "transformed image); this config has MULTI_INPUT_HEAD_MAPPING="
                          f"{config.MODEL.MULTI_INPUT_HEAD_MAPPING}.")
     model = load_model(config, checkpoint, seed=seed)

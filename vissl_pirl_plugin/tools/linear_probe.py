@@ -40,6 +40,7 @@ from vissl_pirl_plugin.tools.command_line import run_tool
 from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.tools.trained_model import config_beside, load_model, run_config
+from vissl_pirl_plugin.user_errors import InvalidInputError
 
 PROBES = ("category", "identity")
 STAGES = ("res3", "res4", "res5")
@@ -96,7 +97,7 @@ def run_probes(config: AttrDict, checkpoint: Optional[Path], images: Path,
     """``{probe: {stage: accuracy}}`` for the checkpoint (random init when None)."""
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
-        raise ValueError(f"Unknown probe(s) {unknown}; choose from {list(PROBES)}.")
+        raise InvalidInputError(f"Unknown probe(s) {unknown}; choose from {list(PROBES)}.")
     trunk = load_model(config, checkpoint, seed=seed).trunk
     photos, targets = read_image_folder(images)
     labels = np.array(targets)

@@ -18,10 +18,10 @@ def cli() -> None:
     if {"-h", "--help"} & set(sys.argv[1:]):
         print(f"usage: {Path(sys.argv[0]).name} config=NAME [config.KEY=VALUE ...] [node_id=K]\n{__doc__}")
         return
-    from vissl_pirl_plugin.engine.launcher import LaunchCheckError, main
+    from vissl_pirl_plugin.engine.launcher import main
     from vissl_pirl_plugin.tools.command_line import run_tool
 
-    run_tool(main, expected=(LaunchCheckError,))  # a failed check: one line, no traceback
+    run_tool(main)  # a failed check before the launch (LaunchCheckError): one line
 
 
 if __name__ == "__main__":

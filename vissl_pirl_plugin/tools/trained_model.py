@@ -13,13 +13,14 @@ from vissl.models import build_model
 from vissl.utils.hydra_config import AttrDict
 
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
+from vissl_pirl_plugin.user_errors import InvalidInputError, MissingInputError
 
 CONFIG_FILE = "train_config.yaml"
 
 
 def run_config(config_file: Path) -> AttrDict:
     if not config_file.is_file():
-        raise FileNotFoundError(
+        raise MissingInputError(
             f"{config_file} does not exist. Pass the {CONFIG_FILE} that VISSL wrote into the "
             "run's CHECKPOINT.DIR (it sits beside checkpoint.torch).")
     return AttrDict(OmegaConf.to_container(OmegaConf.load(config_file), resolve=True))
@@ -38,10 +39,10 @@ def load_model(config: AttrDict, checkpoint: Optional[Path] = None,
     if checkpoint is not None:
         state = load_checkpoint_safely(checkpoint)
         if "classy_state_dict" not in state:
-            raise ValueError(f"{checkpoint} is not a VISSL checkpoint (no classy_state_dict).")
+            raise InvalidInputError(f"{checkpoint} is not a VISSL checkpoint (no classy_state_dict).")
         try:
             model.set_classy_state(state["classy_state_dict"]["base_model"])
         except RuntimeError as error:
-            raise ValueError(f"{checkpoint} does not fit the model of its config "
+            raise InvalidInputError(f"{checkpoint} does not fit the model of its config "
                              f"(trunk {config.MODEL.TRUNK.NAME}): {error}") from None
     return model.eval()

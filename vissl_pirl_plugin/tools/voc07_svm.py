@@ -30,6 +30,7 @@ from vissl.utils.svm_utils.svm_trainer import SVMTrainer
 
 from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.tools.command_line import run_tool
+from vissl_pirl_plugin.user_errors import InvalidInputError, MissingInputError
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",
@@ -45,7 +46,7 @@ def voc_filelists(voc_root: Path, image_set: str, out_dir: Path) -> Tuple[Path, 
     for class_index, name in enumerate(VOC_CLASSES):
         path = main / f"{name}_{image_set}.txt"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} is missing: --voc-root must be a VOC devkit folder "
+            raise MissingInputError(f"{path} is missing: --voc-root must be a VOC devkit folder "
                                     "with ImageSets/Main/<class>_<split>.txt for all 20 classes.")
         for line in path.read_text().split("\n"):
             if line.strip():
@@ -66,7 +67,7 @@ def feature_model(cfg) -> torch.nn.Module:
     model = build_model(cfg.MODEL, cfg.OPTIMIZER)
     weights_init = cfg.MODEL.WEIGHTS_INIT
     if not weights_init.PARAMS_FILE:
-        raise ValueError("config.MODEL.WEIGHTS_INIT.PARAMS_FILE is empty: point it at a checkpoint "
+        raise InvalidInputError("config.MODEL.WEIGHTS_INIT.PARAMS_FILE is empty: point it at a checkpoint "
                          "written by the plugin's pre-training (e.g. checkpoints/<run>/checkpoint.torch).")
     weights = load_checkpoint(weights_init.PARAMS_FILE, device=torch.device("cpu"))
     init_model_from_consolidated_weights(
