@@ -1,6 +1,7 @@
 """The kit's one command for a lent GPU machine (benchmarks/gpu_lease.py): every stage in its
 own process, within its timeout and the run's budget, in fresh folders, with its outputs."""
 import json
+import os
 import sys
 import time
 
@@ -34,8 +35,10 @@ def test_stages_run_in_fresh_folders_within_their_limits(tmp_path, monkeypatch):
         python_stage("fails", "raise SystemExit('the check failed: reason')", json_out=False),
         # a launcher's worker that would outlive its parent is killed with it
         python_stage("hangs", "import subprocess, sys, time\n"
-                              "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)'])\n"
-                              "time.sleep(60)", timeout_s=2, json_out=False),
+                              "child = subprocess.Popen([sys.executable, '-c', 'import time; "
+                              "time.sleep(60)'])\n"
+                              f"open({str(tmp_path / 'child.pid')!r}, 'w').write(str(child.pid))\n"
+                              "time.sleep(60)", timeout_s=3, json_out=False),
         python_stage("too_big", "print('never started')", minimum_s=10_000),
     ])
     started = time.monotonic()
@@ -51,6 +54,8 @@ def test_stages_run_in_fresh_folders_within_their_limits(tmp_path, monkeypatch):
     assert results["fails"] == {"seconds": results["fails"]["seconds"], "status": "failed",
                                 "why": "the check failed: reason"}
     assert results["hangs"]["status"] == "timed out"
+    child = int((tmp_path / "child.pid").read_text())
+    assert not os.path.exists(f"/proc/{child}") or "Z" in open(f"/proc/{child}/stat").read().split()[2]
     assert results["too_big"]["status"] == "skipped" and "budget left" in results["too_big"]["why"]
     log = (tmp_path / "out" / "kit.log").read_text()
     assert "===== first" in log and "measured" in log and "never started" not in log
