@@ -145,9 +145,10 @@ def run_stage(run: Run, stage: Stage) -> dict:
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, 9)  # the launcher's workers too
         try:
-            output, _ = process.communicate(timeout=30)
+            output, _ = process.communicate(timeout=10)
         except subprocess.TimeoutExpired:  # a grandchild that left the group holds the pipe
             output = "(no output: the stage's pipe stayed open after it was killed)"
+            process.wait(timeout=10)
         timed_out = True
     seconds = time.monotonic() - started
     run.write_log(f"{stage.name} ({seconds:.1f} s, exit {process.returncode})",
@@ -189,9 +190,13 @@ def install_wheels(wheels: Path, site: Path) -> dict:
     # no --upgrade: VISSL's wheel carries a partial copy of classy_vision, and with --upgrade the
     # last copy moved into the target replaces the whole folder (classy_vision.dataset missing);
     # without it the folder is the merged one, as in a venv (the target is always new here)
-    result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index",
-                             "--no-deps", "--no-compile", "--no-cache-dir",
-                             "--target", str(site), *files], capture_output=True, text=True)
+    try:
+        result = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index",
+                                 "--no-deps", "--no-compile", "--no-cache-dir",
+                                 "--target", str(site), *files], capture_output=True, text=True,
+                                timeout=300)
+    except subprocess.TimeoutExpired:
+        return {"status": "failed", "why": "pip did not finish within 300 s"}
     if result.returncode != 0:
         return {"status": "failed", "why": (result.stderr or result.stdout)[-600:]}
     return {"status": "passed", "seconds": round(time.monotonic() - started, 1),
@@ -218,7 +223,7 @@ def environment(device: str) -> dict:
                                   "--format=csv,noheader"], capture_output=True, text=True,
                                  timeout=60)
             facts["nvidia_smi"] = smi.stdout.strip() or smi.stderr.strip()[-300:]
-    except (subprocess.TimeoutExpired, ValueError) as error:  # recorded; the stages still run
+    except (subprocess.TimeoutExpired, ValueError, OSError) as error:  # recorded; stages still run
         facts["probe_error"] = f"{type(error).__name__}: {error}"[:300]
     facts["device"] = device
     return facts

@@ -35,8 +35,8 @@ def test_images_at_the_top_of_a_class_folder_are_left_out_as_imagefolder_does(tm
 
 def test_a_flat_folder_is_refused_where_its_labels_are_used(tmp_path):
     folder = write_image_folder(tmp_path / "flat", num_images=2, size=8, flat=True)
-    with pytest.raises(FileNotFoundError, match="has no class sub-folders, and its labels are "
-                                                "used"):
+    with pytest.raises(FileNotFoundError, match="has no class sub-folders with images, and its "
+                                                "labels are used"):
         FolderImages(str(folder), labelled=True)
     assert len(FolderImages(str(write_image_folder(tmp_path / "c", 2, size=8)), labelled=True)) == 2
 
@@ -61,3 +61,24 @@ def test_the_data_source_reads_a_flat_folder(tmp_path):
     assert len(dataset) == 3
     image, ok = dataset[2]
     assert ok and image.size == (8, 8) and dataset.image_path(2).endswith("002.jpg")
+
+
+def test_stray_sub_folders_beside_a_flat_folder(tmp_path):
+    """An empty or hidden sub-folder leaves a flat folder flat; a sub-folder with fewer images
+    than the top (thumbnails, say) is not silently trained on instead of the top images."""
+    folder = write_image_folder(tmp_path / "flat", num_images=4, size=8, flat=True)
+    (folder / ".ipynb_checkpoints").mkdir()
+    assert len(FolderImages(str(folder))) == 4
+    write_image_folder(folder / "thumbs", num_images=1, size=8, flat=True)
+    with pytest.raises(FileNotFoundError, match="has 4 images at its top and 1 in sub-folders"):
+        FolderImages(str(folder))
+
+
+def test_the_probes_read_a_labelled_folder_and_name_a_missing_one(tmp_path):
+    from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
+    from vissl_pirl_plugin.user_errors import MissingInputError
+
+    images, labels = read_image_folder(write_image_folder(tmp_path / "c", 4, size=8))
+    assert len(images) == 4 and labels == [0, 0, 1, 1]
+    with pytest.raises(MissingInputError, match="nowhere is not a folder"):
+        read_image_folder(tmp_path / "nowhere")

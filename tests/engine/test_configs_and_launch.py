@@ -87,9 +87,10 @@ def test_hook_generator_adds_the_bank_hook_before_checkpointing():
 
 
 def test_vissls_per_rank_nan_checks_give_way_to_the_guard():
-    """VISSL's checkpoint hook would save the broken model on a NaN output, CheckNanModelOutput
-    dies with an AttributeError and CheckNanLoss raises on its rank alone, each after a host
-    read every step: with pirl_loss the guard checks on every rank together instead."""
+    """VISSL's checkpoint hook would save the broken model on a NaN output and
+    CheckNanModelOutput dies with an AttributeError, each on its own rank after a host read every
+    step; CheckNanLoss repeats the guard's check of the averaged loss: with pirl_loss the guard
+    checks on every rank together instead."""
     from vissl.hooks import CheckNanLossHook, CheckNanModelOutputHook
 
     cfg = compose(PAPER)

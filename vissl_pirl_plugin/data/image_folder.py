@@ -6,10 +6,14 @@ the most natural input of self-supervised pre-training. PIRL needs no labels (a 
 is its dataset index), so:
 
 * a folder with class sub-folders is read exactly as ``ImageFolder`` reads it (same samples,
-  same order, so the memory bank of an existing run keeps its indices); images lying at its
-  top are left out, as ``ImageFolder`` leaves them out, and a warning says how many;
-* a folder without sub-folders is read as one class: its images, in sorted order. Not where its
-  labels are used (``LABEL_SOURCES`` with ``disk_folder``): one class would label every image 0.
+  same order, so the memory bank of an existing run keeps its indices); a few images lying at
+  its top are left out, as ``ImageFolder`` leaves them out, and a warning says how many;
+* a folder whose images lie at its top, with no image in any sub-folder (none, or only empty
+  or stray ones such as ``.ipynb_checkpoints``), is read as one class: its top images, in
+  sorted order. Not where its labels are used (``LABEL_SOURCES`` with ``disk_folder``): one
+  class would label every image 0;
+* a folder with more images at its top than in its sub-folders is refused: which ones to train
+  on is the user's call (a ``thumbs/`` folder beside the photographs, say).
 
 A folder without any image is refused with the folder's name and the extensions looked for.
 """
@@ -50,25 +54,38 @@ class FolderImages(ImageFolder):
         return folder_classes(directory, allow_flat=not self.labelled)
 
 
+def images_in_sub_folders(directory: str) -> int:
+    return sum(has_file_allowed_extension(name, IMG_EXTENSIONS)
+               for root, _, names in os.walk(directory, followlinks=True) if root != directory
+               for name in names)
+
+
 def folder_classes(directory: str, allow_flat: bool = True) -> Tuple[List[str], Dict[str, int]]:
-    """``ImageFolder.find_classes``, or one class for a folder without sub-folders."""
+    """``ImageFolder.find_classes``, or one class for a flat folder (see the module docstring)."""
     if not os.path.isdir(directory):
         raise MissingInputError(f"{directory} is not a folder: point DATA_PATHS at a folder of "
                                 "images (sub-folders optional).")
-    try:
-        classes = ImageFolder.find_classes(None, directory)
-    except FileNotFoundError:
+    at_top = images_at_top(directory)
+    with os.scandir(directory) as entries:
+        has_sub_folders = any(entry.is_dir() for entry in entries)
+    in_sub_folders = images_in_sub_folders(directory) if at_top and has_sub_folders else 0
+    if not has_sub_folders or (at_top and not in_sub_folders):  # flat
         if not allow_flat:
             raise MissingInputError(
-                f"{directory} has no class sub-folders, and its labels are used (LABEL_SOURCES "
-                "disk_folder): put the images in one sub-folder per class.") from None
+                f"{directory} has no class sub-folders with images, and its labels are used "
+                "(LABEL_SOURCES disk_folder): put the images in one sub-folder per class.")
         return [ALL_IMAGES], {ALL_IMAGES: 0}
-    left_out = images_at_top(directory)
-    if left_out:
-        logging.warning(f"{left_out} images at the top of {directory} are left out: it has class "
+    if at_top > in_sub_folders:
+        raise MissingInputError(
+            f"{directory} has {at_top} images at its top and {in_sub_folders} in sub-folders: "
+            "a folder is read either flat (its top images, none in sub-folders) or by class "
+            "sub-folders (top images left out). Put the images to train on in one layout, or "
+            "point DATA_PATHS at the folder that holds them.")
+    if at_top:
+        logging.warning(f"{at_top} images at the top of {directory} are left out: it has class "
                         "sub-folders, and only their images are read (as by torchvision's "
                         "ImageFolder). Move them into a sub-folder to train on them.")
-    return classes
+    return ImageFolder.find_classes(None, directory)
 
 
 def folder_image_count(directory: str) -> int:

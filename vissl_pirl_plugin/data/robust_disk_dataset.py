@@ -45,7 +45,9 @@ class RobustDiskImageDataset(DiskImageDataset):
         """VISSL's, but a ``disk_folder`` may be flat (``FolderImages``)."""
         if self.data_source != "disk_folder":
             return super()._load_data(path)
-        labelled = "disk_folder" in self.cfg["DATA"][self.split].get("LABEL_SOURCES", [])
+        split = self.cfg["DATA"][self.split]
+        labelled = any(source == "disk_folder" and data_path == path for source, data_path in
+                       zip(split.get("LABEL_SOURCES", []), split.get("DATA_PATHS", [])))
         self.image_dataset = FolderImages(path, labelled=labelled)
         logging.info(f"Loaded {len(self.image_dataset)} samples from folder {path}")
         self.is_initialized = True  # scanning the folder again in every worker is expensive
@@ -78,10 +80,9 @@ class RobustDiskImageDataset(DiskImageDataset):
 
 def read_image_folder(folder: Path) -> Tuple[List[Image.Image], List[int]]:
     """All images of a ``disk_folder`` (images in class sub-folders) and their class indices
-    (sub-folders in sorted order), read with ``load_rgb_image``."""
-    from torchvision.datasets import ImageFolder
-
-    dataset = ImageFolder(str(folder), loader=load_rgb_image)
+    (sub-folders in sorted order), read with ``load_rgb_image``; a missing folder or one
+    without class sub-folders is a ``MissingInputError`` naming it."""
+    dataset = FolderImages(str(folder), labelled=True, loader=load_rgb_image)
     return [dataset[i][0] for i in range(len(dataset))], list(dataset.targets)
 
 

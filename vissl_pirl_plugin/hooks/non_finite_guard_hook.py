@@ -17,7 +17,8 @@ They agree:
   default 1: every step), after the loss has recorded its checks: the agreement is started
   there (all-reduced, copied to pinned host memory without waiting) and read at the next
   check, so the step makes no host sync and a failure stops every rank one check later, all at
-  the same step, with the message naming the step where it happened;
+  the same step, with the message naming the step of the check that found it (the step of the
+  failure itself at ``check_period`` 1);
 * at once, in ``on_loss_and_meter`` when the loss VISSL has already read to the host (averaged
   over ranks, so every rank sees the same value) is non-finite, in ``on_step`` of a step VISSL
   checkpoints, at every ``on_phase_end`` and at ``on_end`` (the pending agreement first), so a

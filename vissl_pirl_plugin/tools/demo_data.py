@@ -27,6 +27,8 @@ from typing import Iterator, Optional, Tuple
 
 from PIL import Image
 
+from vissl_pirl_plugin.user_errors import UserInputError
+
 PACKAGE = "tuxpaint-stamps-default"
 STAMPS_PREFIX = "usr/share/tuxpaint/stamps/"
 INSTALLED_STAMPS = Path("/") / STAMPS_PREFIX
@@ -42,7 +44,7 @@ TRAIN_FOLDER = "train"
 DEMO_IMAGES = DEMO_ROOT / TRAIN_FOLDER  # what make install writes, relative to the repo
 
 
-class DemoDataError(RuntimeError):
+class DemoDataError(UserInputError):
     """The stamps could not be obtained; the message says how to fix it."""
 
 
