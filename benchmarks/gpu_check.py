@@ -60,9 +60,7 @@ for folder in (REPO, REPO / "benchmarks", REPO / "tests"):
 import vissl_pirl_plugin  # noqa: E402,F401 - applies vissl_compat before VISSL is imported
 from run_benchmarks import (  # noqa: E402
     BATCH, DIM, IMAGENET, NEGATIVES, STEP_OVERRIDES, make_train_step, median_seconds,
-    source_photographs)
-
-from run_benchmarks import vissl_nce_loss  # noqa: E402
+    source_photographs, vissl_nce_loss)
 
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook  # noqa: E402
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook  # noqa: E402

@@ -203,7 +203,7 @@ def install_wheels(wheels: Path, site: Path) -> dict:
             "wheels": [Path(file).name for file in files]}
 
 
-def environment(device: str) -> dict:
+def environment(device: str, env: Dict[str, str]) -> dict:
     """GPU, driver, CUDA, torch, Python, CPUs and /dev/shm of this machine."""
     facts: dict = {"python": platform.python_version(), "cpus": os.cpu_count(),
                    "platform": platform.platform()}
@@ -215,7 +215,7 @@ def environment(device: str) -> dict:
              "torch.__version__, 'cuda': torch.version.cuda, 'cuda_available': "
              "torch.cuda.is_available(), 'gpu': torch.cuda.get_device_name(0) if "
              "torch.cuda.is_available() else None}))"],
-            capture_output=True, text=True, timeout=120)
+            capture_output=True, text=True, timeout=120, env=env)
         facts.update(json.loads(probe.stdout) if probe.returncode == 0 else
                      {"torch": f"import failed: {probe.stderr[-300:]}"})
         if shutil.which("nvidia-smi"):
@@ -283,9 +283,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     paths = [str(site), str(REPO), os.environ.get("PYTHONPATH", "")]
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in paths if p),
                PYTHONUNBUFFERED="1", OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "4"))
-    os.environ["PYTHONPATH"] = env["PYTHONPATH"]  # for the environment probe
     run = Run(args.out, args.device, args.budget_s, work / "checks", env, started)
-    run.results["environment"] = environment(args.device)
+    run.results["environment"] = environment(args.device, env)
     run.results["install_wheels"] = installed
     print(f"install_wheels: {installed['status']}", flush=True)
     if installed["status"] != "failed":

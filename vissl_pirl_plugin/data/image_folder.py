@@ -29,10 +29,17 @@ from vissl_pirl_plugin.user_errors import MissingInputError
 ALL_IMAGES = ""  # the one class of a flat folder: the folder itself
 
 
-def images_at_top(directory: str) -> int:
+def top_level(directory: str) -> Tuple[int, bool]:
+    """The number of images directly in ``directory``, and whether it has sub-folders (one
+    listing: a flat ImageNet-size folder holds over a million entries)."""
+    images, has_sub_folders = 0, False
     with os.scandir(directory) as entries:
-        return sum(entry.is_file() and has_file_allowed_extension(entry.name, IMG_EXTENSIONS)
-                   for entry in entries)
+        for entry in entries:
+            if entry.is_dir():
+                has_sub_folders = True
+            elif has_file_allowed_extension(entry.name, IMG_EXTENSIONS):
+                images += 1
+    return images, has_sub_folders
 
 
 class FolderImages(ImageFolder):
@@ -65,9 +72,7 @@ def folder_classes(directory: str, allow_flat: bool = True) -> Tuple[List[str], 
     if not os.path.isdir(directory):
         raise MissingInputError(f"{directory} is not a folder: point DATA_PATHS at a folder of "
                                 "images (sub-folders optional).")
-    at_top = images_at_top(directory)
-    with os.scandir(directory) as entries:
-        has_sub_folders = any(entry.is_dir() for entry in entries)
+    at_top, has_sub_folders = top_level(directory)
     in_sub_folders = images_in_sub_folders(directory) if at_top and has_sub_folders else 0
     if not has_sub_folders or (at_top and not in_sub_folders):  # flat
         if not allow_flat:
@@ -98,8 +103,8 @@ def folder_image_count(directory: str) -> int:
 
 
 def no_images(directory: str, error: FileNotFoundError) -> FileNotFoundError:
-    """The clearer error for a folder without images (``error`` itself if it is clear)."""
-    if not os.path.isdir(directory) or "sub-folders" in str(error):
+    """The clearer error for a folder without images (``error`` itself if it is ours)."""
+    if isinstance(error, MissingInputError):
         return error
     return MissingInputError(
         f"{directory} holds no images ({', '.join(IMG_EXTENSIONS)}), neither at its top nor in "

@@ -125,9 +125,8 @@ class MemoryBank(nn.Module):
         valid = self.index_mask(indices, keep)
         if indices.numel() > 0:
             outside = ~valid if keep is None else keep & ~valid
-            first_outside = torch.argmax(outside.to(torch.uint8)).view(1)  # gathered, not read
             self.failures.record(INDEX_OUTSIDE_BANK, outside.any(),
-                                 indices.index_select(0, first_outside).squeeze(0))
+                                 indices.index_select(0, first_true(outside)).squeeze(0))
         return valid
 
     def index_mask(self, indices: torch.Tensor, keep: Optional[torch.Tensor] = None
@@ -198,8 +197,7 @@ class MemoryBank(nn.Module):
         rows = (indices - self.start).clamp(0, self.end - self.start - 1)
         mixed = self.momentum * self.embeddings[rows].float() + (1 - self.momentum) * embeddings[first]
         mixed = F.normalize(mixed, dim=1).to(self.embeddings.dtype)
-        # the first held entry, if any, gathered with a one-element index (no host read)
-        anchor = torch.argmax(held.to(torch.uint8)).view(1)
+        anchor = first_true(held)  # the first held entry, if any
         anchor_held = held.index_select(0, anchor)
         anchor_row = torch.where(anchor_held, rows.index_select(0, anchor), 0)
         anchor_value = torch.where(anchor_held.unsqueeze(1), mixed.index_select(0, anchor),
@@ -237,6 +235,15 @@ class MemoryBank(nn.Module):
         if key in state_dict and state_dict[key].shape[0] == self.num_entries:
             state_dict[key] = state_dict[key][self.start:self.end].to(self.embeddings.dtype)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+
+def first_true(mask: torch.Tensor) -> torch.Tensor:
+    """The position of ``mask``'s first true entry (0 if none) as a one-element index tensor.
+
+    Gathering with it (``index_select``) stays on the device; indexing with a 0-d tensor would
+    read the index to the host (a sync on CUDA).
+    """
+    return torch.argmax(mask.to(torch.uint8)).view(1)
 
 
 def first_occurrences(values: torch.Tensor) -> torch.Tensor:

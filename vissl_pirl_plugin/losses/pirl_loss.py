@@ -52,7 +52,7 @@ from classy_vision.generic.distributed_util import all_reduce_sum, get_rank, get
 from classy_vision.losses import ClassyLoss, register_loss
 
 from vissl_pirl_plugin.distributed_checks import NON_FINITE_LOSS
-from vissl_pirl_plugin.losses.memory_bank import MemoryBank
+from vissl_pirl_plugin.losses.memory_bank import MemoryBank, first_true
 from vissl_pirl_plugin.losses.negative_sampling import (
     sample_per_sample_negatives,
     sample_shared_negatives,
@@ -205,8 +205,7 @@ class PIRLLoss(ClassyLoss):
         # (failed image, or an index outside the bank) borrows a valid index and weighs 0
         valid = self.memory_bank.check_indices(indices, keep=indices != self.ignore_index)
         if indices.numel() > 0:
-            # a one-element index tensor gathers on the device (a 0-d one is read to the host)
-            first_valid = torch.argmax(valid.to(torch.uint8)).view(1)
+            first_valid = first_true(valid)
             indices = torch.where(valid, indices, torch.where(valid.index_select(0, first_valid),
                                                               indices.index_select(0, first_valid), 0))
         # scores and NCE in fp32 whatever autocast is active (fp16 logits would be 0.0078 apart)
