@@ -26,6 +26,20 @@ def write_image_folder(root: Path, num_images: int, size: int = 96, seed: int = 
     return root
 
 
+def on_tensors(batched_op):
+    """A batched torch op of ``batched_photometric`` (uint8 ``(N, 3, H, W)``, ``(N,)`` params)
+    called as ``pil_photometric``'s ops are: uint8 ``(N, H, W, 3)`` arrays and numpy params, so that
+    the tests of the loader-side ops run unchanged on the device-side ones (on CPU tensors)."""
+    import torch
+
+    def run(crops, *params):
+        pixels = torch.from_numpy(np.ascontiguousarray(crops)).permute(0, 3, 1, 2)
+        out = batched_op(pixels, *(torch.as_tensor(np.asarray(p)) for p in params))
+        return out.permute(0, 2, 3, 1).numpy()
+    run.__name__ = f"batched_{batched_op.__name__}"
+    return run
+
+
 @pytest.fixture
 def image_folder(tmp_path: Path) -> Path:
     return write_image_folder(tmp_path / "images", num_images=4)

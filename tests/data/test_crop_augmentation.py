@@ -5,6 +5,8 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
+from vissl_pirl_plugin.data.transforms import batched_photometric as batched
+from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import BatchedCropAugmentation
 from vissl_pirl_plugin.data.transforms.crop_augmentation import (
     POSTERIZE_BITS,
     SOLARIZE_THRESHOLD,
@@ -19,6 +21,8 @@ from vissl_pirl_plugin.data.transforms.pil_photometric import (
     solarize,
 )
 
+from conftest import on_tensors
+
 RNG = np.random.default_rng(0)
 CROPS = RNG.integers(0, 256, (3, 30, 34, 3), dtype=np.uint8)
 LOW_CONTRAST = (CROPS // 4 + 90).astype(np.uint8)  # values 90-153: autocontrast has work to do
@@ -31,27 +35,42 @@ def pil_reference(crops, pil_op, values):
                      for crop, value in zip(crops, values)])
 
 
-@pytest.mark.parametrize("ours, pil_op, values, crops", [
-    (posterize, ImageOps.posterize, [4, 6, 8], CROPS),
-    (solarize, ImageOps.solarize, [0, 128, 256], CROPS),
-    (sharpness, lambda image, f: ImageEnhance.Sharpness(image).enhance(f), [0.1, 1.0, 1.9], CROPS),
-    (lambda crops, _: autocontrast(crops), lambda image, _: ImageOps.autocontrast(image),
-     [0, 0, 0], LOW_CONTRAST),
-    (lambda crops, _: grayscale(crops), lambda image, _: image.convert("L").convert("RGB"),
-     [0, 0, 0], CROPS),
-])
-def test_each_op_matches_vissls_pil_op_per_crop(ours, pil_op, values, crops):
+def augmenters(**params):
+    """``CropAugmentation(**params)`` and its batched twin, as callables on uint8 (N, 3, H, W)."""
+    recipe = CropAugmentation(**params)
+    generator = torch.Generator().manual_seed(0)
+    return {"loader": recipe, "device": lambda crops: BatchedCropAugmentation(recipe)(crops,
+                                                                                     generator)}
+
+
+@pytest.mark.parametrize("implementation", ["loader", "device"])
+@pytest.mark.parametrize("ops, pil_op, values, crops", [
+    ((posterize, on_tensors(batched.posterize)), ImageOps.posterize, [4, 6, 8], CROPS),
+    ((solarize, on_tensors(batched.solarize)), ImageOps.solarize, [0, 128, 256], CROPS),
+    ((sharpness, on_tensors(batched.sharpness)),
+     lambda image, f: ImageEnhance.Sharpness(image).enhance(f), [0.1, 1.0, 1.9], CROPS),
+    ((lambda crops, _: autocontrast(crops),
+      lambda crops, _: on_tensors(batched.autocontrast)(crops)),
+     lambda image, _: ImageOps.autocontrast(image), [0, 0, 0], LOW_CONTRAST),
+    ((lambda crops, _: grayscale(crops), lambda crops, _: on_tensors(batched.grayscale)(crops)),
+     lambda image, _: image.convert("L").convert("RGB"), [0, 0, 0], CROPS),
+], ids=["posterize", "solarize", "sharpness", "autocontrast", "grayscale"])
+def test_each_op_matches_vissls_pil_op_per_crop(implementation, ops, pil_op, values, crops):
+    ours = ops[implementation == "device"]
     expected = pil_reference(crops, pil_op, values).astype(int)
     assert np.abs(ours(crops.copy(), np.array(values)).astype(int) - expected).max() <= 1
 
 
-def test_autocontrast_leaves_a_flat_channel_alone():
+@pytest.mark.parametrize("op", [autocontrast, on_tensors(batched.autocontrast)],
+                         ids=["loader", "device"])
+def test_autocontrast_leaves_a_flat_channel_alone(op):
     flat = np.full((1, 5, 5, 3), 77, dtype=np.uint8)
-    assert np.array_equal(autocontrast(flat), flat)
+    assert np.array_equal(op(flat), flat)
 
 
-def test_flip_matches_pil_per_crop():
-    augment = CropAugmentation(**dict(OFF, flip_p=1.0))
+@pytest.mark.parametrize("implementation", ["loader", "device"])
+def test_flip_matches_pil_per_crop(implementation):
+    augment = augmenters(**dict(OFF, flip_p=1.0))[implementation]
     out = augment(torch.from_numpy(CROPS).permute(0, 3, 1, 2)).permute(0, 2, 3, 1).numpy()
     expected = pil_reference(CROPS, lambda image, _: image.transpose(Image.FLIP_LEFT_RIGHT),
                              [0, 0, 0])
@@ -70,7 +89,8 @@ def rate(seen: np.ndarray, expected: float) -> None:
     assert abs(seen.mean() - expected) < 0.03, (seen.mean(), expected)  # 4 standard errors
 
 
-def test_default_rates_are_the_authors():
+@pytest.mark.parametrize("implementation", ["loader", "device"])
+def test_default_rates_are_the_authors(implementation):
     """Grayscale 0.2, the photometric group 0.66 and flip 0.5, each crop drawing its own."""
     torch.manual_seed(0)
     count = 4000
@@ -81,7 +101,7 @@ def test_default_rates_are_the_authors():
     assert (defaults.photometric_p, defaults.grayscale_p, defaults.flip_p) == (0.66, 0.2, 0.5)
 
     def run(**only):
-        out = CropAugmentation(**dict(OFF, **only))(batch).permute(0, 2, 3, 1).numpy()
+        out = augmenters(**dict(OFF, **only))[implementation](batch).permute(0, 2, 3, 1).numpy()
         return out.astype(int)
     gray = run(grayscale_p=0.2)
     rate((gray[..., 0] == gray[..., 1]).all(axis=(1, 2)), 0.2)
@@ -94,10 +114,11 @@ def test_default_rates_are_the_authors():
     assert (stretched[~applied] == crops).all()
 
 
-def test_the_input_crops_are_not_modified():
+@pytest.mark.parametrize("implementation", ["loader", "device"])
+def test_the_input_crops_are_not_modified(implementation):
     pixels = torch.from_numpy(CROPS).permute(0, 3, 1, 2)
     before = pixels.clone()
-    CropAugmentation(photometric_p=1.0, grayscale_p=1.0, flip_p=1.0)(pixels)
+    augmenters(photometric_p=1.0, grayscale_p=1.0, flip_p=1.0, blur_p=1.0)[implementation](pixels)
     assert torch.equal(pixels, before)
 
 

@@ -1,5 +1,5 @@
 """Turning any PIL image VISSL may hand us into an 8-bit RGB tensor; the evaluation view."""
-from typing import Sequence
+from typing import Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,20 @@ def to_rgb_uint8(image: Image.Image) -> torch.Tensor:
     if image.mode != "RGB":
         image = image.convert("RGB")
     return torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+
+
+def capped(pixels: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
+    """uint8 ``(3, H, W)`` pixels whose longer side exceeds ``max_side`` shrunk to it (PIL's
+    bilinear resize, antialiased, aspect ratio kept), channels-last; others (or ``max_side``
+    None) returned as they are."""
+    height, width = pixels.shape[-2:]
+    if max_side is None or max(height, width) <= max_side:
+        return pixels
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    image = Image.fromarray(pixels.permute(1, 2, 0).numpy()).resize(size, Image.BILINEAR,
+                                                                     reducing_gap=3.0)
+    return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
 
 
 def centre_crop(crop: int, resize: int, mean: Sequence[float], std: Sequence[float]) -> v2.Compose:

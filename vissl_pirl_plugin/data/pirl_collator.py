@@ -12,6 +12,13 @@ enters the loss's positive pairs or the memory bank. (VISSL's own
 ``data_idx`` keeps every sample's dataset index, so that ``UnreadableImageHook``
 can name the files that failed.
 
+With ``on_device`` (``ImgPilToPirlPair``) each sample's data is the image's uint8 ``(3, H, W)``
+pixels instead: the batch gets them zero-padded into one uint8 ``pixels`` canvas
+``(B, H_max, W_max, 3)`` with their ``pixel_sizes`` ``(B, 2)``, from which
+``pirl_device_augmentation_train_step`` makes the two inputs on the training device (a
+canvas and sizes, not a list of tensors, so that the device never waits for the host to
+read a size).
+
 Both inputs leave in one memory format, channels-last (``torch.channels_last``, NHWC strides):
 the format cuDNN's convolutions are fastest in, and the one the transforms' uint8 pixels already
 have. With mixed formats the trunk would convert its weights on every call.
@@ -26,19 +33,42 @@ from vissl.data.collators import register_collator
 def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
                   image_key: str = "images", ignore_index: int = -1) -> Dict[str, List[torch.Tensor]]:
     views = [sample["data"][0] for sample in batch]
-    if any(not isinstance(view, (list, tuple)) or len(view) not in (1, 2) for view in views):
-        raise ValueError(
-            "pirl_collator expects each sample's data to be [image, transformed] or [image], as "
-            "made by ImgPilToPirlPair or ImgPilToPirlJigsaw listed first in DATA.TRAIN.TRANSFORMS.")
-    output = {image_key: [_channels_last(torch.stack([view[0] for view in views]))]}
-    if len(views[0]) == 2:
-        transformed = torch.cat([_as_batch(view[1]) for view in views])
-        output[transformed_key] = [_channels_last(transformed)]
+    if all(_is_pixels(view) for view in views):
+        output = pixel_canvas(views)
+    else:
+        output = _views(views, transformed_key, image_key)
     labels = torch.tensor([int(sample["label"][0]) for sample in batch], dtype=torch.long)
     valid = torch.tensor([sample["data_valid"][0] == 1 for sample in batch], dtype=torch.bool)
     data_idx = torch.tensor([int(sample["data_idx"][0]) for sample in batch], dtype=torch.long)
     labels[~valid] = ignore_index
     return {**output, "label": [labels], "data_valid": [valid], "data_idx": [data_idx]}
+
+
+def pixel_canvas(views: List[torch.Tensor]) -> Dict[str, List[torch.Tensor]]:
+    """uint8 ``(3, H, W)`` images -> ``pixels`` ``(B, H_max, W_max, 3)``, ``pixel_sizes``."""
+    sizes = torch.tensor([list(view.shape[-2:]) for view in views], dtype=torch.long)
+    height, width = sizes.max(dim=0).values.tolist()
+    canvas = torch.zeros(len(views), height, width, 3, dtype=torch.uint8)
+    for slot, view in zip(canvas, views):
+        slot[:view.shape[-2], :view.shape[-1]] = view.permute(1, 2, 0)
+    return {"pixels": [canvas], "pixel_sizes": [sizes]}
+
+
+def _is_pixels(view: Any) -> bool:
+    return isinstance(view, torch.Tensor) and view.dtype == torch.uint8 and view.dim() == 3
+
+
+def _views(views: List[Any], transformed_key: str, image_key: str) -> Dict[str, List[torch.Tensor]]:
+    if any(not isinstance(view, (list, tuple)) or len(view) not in (1, 2) for view in views):
+        raise ValueError(
+            "pirl_collator expects each sample's data to be [image, transformed] or [image], as "
+            "made by ImgPilToPirlPair or ImgPilToPirlJigsaw listed first in DATA.TRAIN.TRANSFORMS "
+            "(or, with on_device, each sample's uint8 pixels).")
+    output = {image_key: [_channels_last(torch.stack([view[0] for view in views]))]}
+    if len(views[0]) == 2:
+        transformed = torch.cat([_as_batch(view[1]) for view in views])
+        output[transformed_key] = [_channels_last(transformed)]
+    return output
 
 
 def _as_batch(tensor: torch.Tensor) -> torch.Tensor:

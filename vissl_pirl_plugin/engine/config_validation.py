@@ -16,6 +16,7 @@ from vissl.utils.misc import is_apex_available
 
 from vissl_pirl_plugin.data.image_folder import folder_image_count
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
+from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
 from vissl_pirl_plugin.losses.memory_bank import BANK_INITS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
@@ -24,6 +25,30 @@ from vissl_pirl_plugin.models.resnet_small_trunk import small_resnet_depth_and_w
 
 # output dimension of VISSL's ResNet trunk ("flatten" / res5) per unit of width
 RESNET_BOTTLENECK_DIM = 2048
+
+
+def prepare_augmentation(cfg: AttrDict) -> None:
+    """``TRAINER.TRAIN_STEP_NAME=pirl_device_augmentation_train_step``
+    (``+config/pretrain/pirl/augmentation=on_device``) turns the first training transform's
+    ``on_device`` on, so that its loader workers hand the step the decoded images; the step and
+    the flag go together, and a lone flag is refused."""
+    step, transforms = cfg.TRAINER.TRAIN_STEP_NAME, cfg.DATA.TRAIN.TRANSFORMS
+    first = transforms[0] if len(transforms) > 0 else {"name": None}
+    pair = issubclass(TRANSFORM_REGISTRY.get(first["name"], object), ImgPilToPirlPair)
+    if step == DEVICE_STEP:
+        if not pair or len(transforms) > 1:
+            raise ValueError(
+                f"TRAINER.TRAIN_STEP_NAME={DEVICE_STEP} makes PIRL's views on the training device "
+                "from the first transform's arguments, so DATA.TRAIN.TRANSFORMS must be one "
+                f"ImgPilToPirlJigsaw or ImgPilToPirlPair, not {[t['name'] for t in transforms]}. "
+                "Drop +config/pretrain/pirl/augmentation=on_device for other transforms.")
+        first["on_device"] = True
+    elif pair and first.get("on_device", False):
+        raise ValueError(
+            f"DATA.TRAIN.TRANSFORMS[0].on_device=true hands the train step decoded images, which "
+            f"TRAINER.TRAIN_STEP_NAME={step} cannot train on. Use "
+            "+config/pretrain/pirl/augmentation=on_device (it sets "
+            f"TRAINER.TRAIN_STEP_NAME={DEVICE_STEP}), or on_device: false.")
 
 
 def validate_config(cfg: AttrDict) -> None:

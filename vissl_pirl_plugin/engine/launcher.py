@@ -17,6 +17,7 @@ from vissl.utils import distributed_launcher
 from vissl.utils.hydra_config import compose_hydra_configuration, convert_to_attrdict
 
 from vissl_pirl_plugin.engine.config_validation import (
+    prepare_augmentation,
     prepare_data,
     validate_config,
     validate_rendezvous,
@@ -89,6 +90,7 @@ def launch(cfg: AttrDict, engine_name: str = "train", node_id: int = 0,
     ``pirl_hook_generator``.
     """
     with _checks_before_launch():
+        prepare_augmentation(cfg)
         validate_config(cfg)
     # VISSL links checkpoint.torch to the newest checkpoint with a relative target,
     # which dangles when CHECKPOINT.DIR is a relative path with sub-folders

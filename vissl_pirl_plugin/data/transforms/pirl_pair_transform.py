@@ -11,16 +11,24 @@ tensors for ``pirl_collator``; the sample-index label is left untouched.
 
 The paper gives no jitter strengths; brightness, contrast, saturation 0.4 and
 hue 0.2 are those of the authors' released config.
+
+``on_device: true`` (set by ``+config/pretrain/pirl/augmentation=on_device``) splits the
+transform: in the loader workers it only returns the image's uint8 pixels, their longer side
+capped at ``max_image_side`` (512 by default: a bilinear, antialiased shrink of larger images,
+which bounds the batch's canvas on the device; ``null``: no cap), and the
+train step ``pirl_device_augmentation_train_step`` makes ``[I, I^t]`` for the whole batch on the
+training device with these same arguments (``device_pirl_augmentation.py``).
 """
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from classy_vision.dataset.transforms import register_transform
 from classy_vision.dataset.transforms.classy_transform import ClassyTransform
 from PIL import Image
 
-from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
+from vissl_pirl_plugin.data.image_utils import capped, to_rgb_uint8
 from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
+from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext
 from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
@@ -36,16 +44,27 @@ class ImgPilToPirlPair(ClassyTransform):
     def __init__(self, pretext: Optional[Dict[str, Any]] = None, image_crop_size: int = 224,
                  image_crop_scale: Sequence[float] = (0.08, 1.0),
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+                 on_device: bool = False, max_image_side: Optional[int] = 512,
                  **augmentation: Any) -> None:
         """``augmentation``: ``CropAugmentation``'s arguments for ``I`` (``color_jitter``,
         ``jitter_p``, ``photometric_p``, ``grayscale_p``, ``blur_p``, ``blur_sigma``,
         ``flip_p``)."""
+        if max_image_side is not None and int(max_image_side) < 1:
+            raise ValueError(f"max_image_side={max_image_side} must be a positive number of "
+                             "pixels, or null for no cap.")
         self.crop = RandomResizedCrop(image_crop_size, image_crop_scale)
         self.augment = CropAugmentation(**augmentation)
         self.pretext = None if pretext is None else build_pretext(pretext)
         self.normalize = NormalizedFloat(mean, std)
+        self.on_device = bool(on_device)
+        self.max_image_side = None if max_image_side is None else int(max_image_side)
+        if self.on_device:
+            DevicePirlAugmentation(self)  # refuses a pretext without a batched version
 
-    def __call__(self, image: Image.Image) -> List[torch.Tensor]:
+    def __call__(self, image: Image.Image) -> Union[torch.Tensor, List[torch.Tensor]]:
+        """``[I, I^t]`` (or ``[I]``); with ``on_device`` the capped uint8 ``(3, H, W)`` pixels."""
+        if self.on_device:
+            return capped(to_rgb_uint8(image), self.max_image_side)
         pixels = to_rgb_uint8(image)
         views = [self.augment(self.crop(pixels))]
         if self.pretext is not None:

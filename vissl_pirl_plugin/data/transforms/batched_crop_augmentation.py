@@ -1,0 +1,106 @@
+"""The per-crop augmentation of PIRL, batched in torch on the training device.
+
+Paper Appendix A and the authors' released config, as ``crop_augmentation.py`` describes them:
+``ColorJitter(0.4, 0.4, 0.4, 0.2)`` in a random order drawn per crop, ``ImgPilRandomPhotometric``
+(p = 0.66: posterize 4-8 bits, sharpness 0.1-1.9, solarize threshold 0-256, autocontrast),
+``RandomGrayscale(0.2)``, the optional Gaussian blur and the flip, on I and, independently, on
+every patch. ``CropAugmentation`` runs them in the loader workers; ``BatchedCropAugmentation``
+takes such a recipe and runs the same operations (``batched_photometric.py``) on a uint8
+``(N, 3, H, W)`` batch of crops on the training device
+(``+config/pretrain/pirl/augmentation=on_device``). Every crop draws its own values, from the
+same distributions and with the same layout of draws as ``CropAugmentation``, from the
+``torch.Generator`` it is given.
+
+Without host reads: an operation applied with probability p runs on the whole batch and
+``torch.where`` keeps it for the crops that drew it. The colour jitter runs as four steps; at
+each, a crop's own op of that step is one blend (brightness, contrast and saturation blend the
+crop with black, its mean luma or its grayscale version, ``ImageEnhance``) or the hue shift.
+"""
+from typing import Sequence
+
+import torch
+
+from vissl_pirl_plugin.data.transforms import batched_photometric as ops
+from vissl_pirl_plugin.data.transforms.color_jitter import HUE, ColorJitter
+from vissl_pirl_plugin.data.transforms.crop_augmentation import (
+    BLUR_KERNEL,
+    POSTERIZE_BITS,
+    SHARPNESS_FACTOR,
+    SOLARIZE_THRESHOLD,
+    CropAugmentation,
+)
+
+BRIGHTNESS, CONTRAST, SATURATION = 0, 1, 2
+
+
+def _uniform_int(uniforms: torch.Tensor, bounds: Sequence[int]) -> torch.Tensor:
+    """Integers uniform in the closed range ``bounds`` from uniforms in [0, 1)."""
+    low, high = bounds
+    return (low + torch.floor(uniforms * (high - low + 1))).to(torch.int64)
+
+
+def _where(chosen: torch.Tensor, changed: torch.Tensor, crops: torch.Tensor) -> torch.Tensor:
+    return torch.where(chosen.reshape(-1, 1, 1, 1), changed, crops)
+
+
+class BatchedCropAugmentation:
+    """uint8 ``(N, 3, H, W)`` -> uint8 ``(N, 3, H, W)`` on the crops' device, every crop with its own
+    random parameters: the recipe of a ``CropAugmentation`` (its rates, strengths and checks)."""
+
+    def __init__(self, recipe: CropAugmentation) -> None:
+        self.color_jitter: ColorJitter = recipe.color_jitter
+        self.jitter_p, self.photometric_p = recipe.jitter_p, recipe.photometric_p
+        self.grayscale_p, self.blur_p = recipe.grayscale_p, recipe.blur_p
+        self.flip_p, self.blur_sigma = recipe.flip_p, recipe.blur_sigma
+        self.jitter_low = torch.from_numpy(self.color_jitter.low)
+        self.jitter_high = torch.from_numpy(self.color_jitter.high)
+
+    def __call__(self, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """The ops in the authors' order; draws as ``CropAugmentation.augment``'s."""
+        count, device = len(crops), crops.device
+        draws = torch.rand(count, 13, dtype=torch.float64, generator=generator, device=device)
+        orders = torch.rand(count, 4, generator=generator, device=device).argsort(dim=1)
+        rates = torch.tensor([self.jitter_p, self.photometric_p, self.grayscale_p, self.blur_p,
+                              self.flip_p], dtype=torch.float64, device=device)
+        jitter, photometric, gray, blur, flipped = (draws[:, :5] < rates).unbind(1)
+        if any(self.color_jitter.active):
+            crops = _where(jitter, self.jitter(crops, draws[:, 5:9], orders), crops)
+        if self.photometric_p > 0:
+            crops = _where(photometric, self.photometric(crops, draws[:, 9:12]), crops)
+        if self.grayscale_p > 0:
+            crops = _where(gray, ops.grayscale(crops), crops)
+        if self.blur_p > 0:
+            low, high = self.blur_sigma
+            crops = _where(blur, ops.gaussian_blur(crops, low + (high - low) * draws[:, 12],
+                                                   BLUR_KERNEL), crops)
+        if self.flip_p > 0:
+            crops = _where(flipped, ops.flip(crops), crops)
+        return crops
+
+    def jitter(self, crops: torch.Tensor, uniforms: torch.Tensor,
+               orders: torch.Tensor) -> torch.Tensor:
+        """torchvision's ``ColorJitter`` with each crop's factors and order (``ColorJitter``)."""
+        low, high = self.jitter_low.to(crops.device), self.jitter_high.to(crops.device)
+        factors = low + (high - low) * uniforms.to(torch.float32)
+        active = torch.tensor(self.color_jitter.active, device=crops.device)
+        for step in range(4):
+            op = orders[:, step]
+            factor = torch.where(active[op], factors.gather(1, op[:, None])[:, 0], 1.0)
+            degenerate = torch.where((op == CONTRAST).reshape(-1, 1, 1, 1), ops.mean_luma(crops),
+                                     0.0)
+            if self.color_jitter.active[SATURATION]:
+                degenerate = torch.where((op == SATURATION).reshape(-1, 1, 1, 1), ops.luma(crops),
+                                         degenerate)
+            blended = ops.blend(crops, degenerate, factor)
+            shifted = (ops.hue(crops, factor) if self.color_jitter.active[HUE] else crops)
+            crops = _where(op == HUE, shifted, blended)
+        return crops
+
+    @staticmethod
+    def photometric(crops: torch.Tensor, uniforms: torch.Tensor) -> torch.Tensor:
+        """``ImgPilRandomPhotometric``: posterize, sharpness, solarize, autocontrast."""
+        low, high = SHARPNESS_FACTOR
+        crops = ops.posterize(crops, _uniform_int(uniforms[:, 0], POSTERIZE_BITS))
+        crops = ops.sharpness(crops, low + (high - low) * uniforms[:, 1])
+        crops = ops.solarize(crops, _uniform_int(uniforms[:, 2], SOLARIZE_THRESHOLD))
+        return ops.autocontrast(crops)

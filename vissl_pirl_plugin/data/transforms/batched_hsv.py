@@ -1,0 +1,66 @@
+"""PIL's 8-bit RGB <-> HSV conversions in torch, bit-exact, for the hue jitter on the training device.
+
+Paper Appendix A: the colour jitter includes "hue", which the authors' config computes in PIL's
+8-bit ``HSV`` mode (torchvision's ``adjust_hue`` on PIL images). ``pil_hsv.py`` reproduces both
+conversions on every one of the 2**24 colours with PIL-made lookup tables and OpenCV; this module
+runs the same tables and the same per-pixel logic as torch operations on uint8 ``(N, 3, H, W)``
+batches, on any device (``+config/pretrain/pirl/augmentation=on_device``). The tables move to a
+device once (``_device_tables``).
+"""
+from functools import lru_cache
+from typing import Tuple
+
+import torch
+
+from vissl_pirl_plugin.data.transforms.pil_hsv import (
+    NOT_LOW_SECTORS,
+    SHIFTED_SECTOR,
+    VALUE_SECTORS,
+    _backward_tables,
+    _forward_tables,
+)
+
+Tables = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+
+
+@lru_cache(maxsize=None)
+def _device_tables(device: torch.device) -> Tables:
+    """``pil_hsv``'s four tables and the sector table as tensors on ``device``."""
+    hue, saturation = _forward_tables()
+    factor, low = _backward_tables()
+    return tuple(torch.from_numpy(table).to(device) for table in
+                 (hue, saturation, factor, low, SHIFTED_SECTOR))
+
+
+def _in_range(values: torch.Tensor, first: int, last: int) -> torch.Tensor:
+    return (values >= first) & (values <= last)
+
+
+def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
+    """PIL's ``convert("HSV")`` of uint8 ``(N, 3, H, W)`` pixels; uint8 ``(N, 3, H, W)`` H, S, V."""
+    hue_table, saturation_table, *_ = _device_tables(rgb.device)
+    red, green, blue = rgb.to(torch.int64).unbind(1)
+    top = torch.maximum(torch.maximum(red, green), blue)
+    low = torch.minimum(torch.minimum(red, green), blue)
+    spread = top - low
+    mid = red + green + blue - top - low
+    code = (red >= green) * 4 + (green >= blue) * 2 + (red >= blue) * 1
+    hue = hue_table[(code << 16) | (spread << 8) | (mid - low)]
+    saturation = saturation_table[(top << 8) | spread]
+    return torch.stack([hue, saturation, top.to(torch.uint8)], dim=1)
+
+
+def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
+    """PIL's ``convert("RGB")`` of uint8 ``(N, 3, H, W)`` HSV pixels (``pil_hsv.hsv_to_rgb``'s
+    channel formula: ``max(p, min(min(v, max(q_or_t, A)), B))``)."""
+    _, _, factor_table, low_table, sector_table = _device_tables(hsv.device)
+    hue, saturation, value = hsv.to(torch.int64).unbind(1)
+    varying = (factor_table[(saturation << 8) | hue] * value + 0.5).to(torch.int64)
+    low = low_table[(saturation << 8) | value].to(torch.int64)
+    sectors = sector_table[hue]
+    channels = []
+    for (first, last), (low_first, low_last, invert) in zip(VALUE_SECTORS, NOT_LOW_SECTORS):
+        high = torch.minimum(value, torch.where(_in_range(sectors, first, last), 255, varying))
+        not_low = _in_range(sectors, low_first, low_last) != invert
+        channels.append(torch.maximum(low, torch.where(not_low, high, 0)))
+    return torch.stack(channels, dim=1).to(torch.uint8)

@@ -1,0 +1,92 @@
+"""The random resized crop of PIRL's views (paper Appendix A.1), batched in torch on the training
+device.
+
+``resized_crop.py`` crops one image at a time in the loader workers. Here a whole batch of images
+of different sizes, zero-padded into one uint8 ``(N, 3, H, W)`` canvas with their true
+``(N, 2)`` sizes, is cropped at once (``+config/pretrain/pirl/augmentation=on_device``):
+
+* ``random_regions``: torchvision's ``RandomResizedCrop`` draw (area uniform in ``scale`` of the
+  image, log-uniform aspect ratio in ``ratio``, the first of 10 tries that fits, else the central
+  crop of the closest aspect ratio), all tries of all images drawn at once.
+* ``resize_regions``: PIL's ``BILINEAR`` resize of each region (``crop(box).resize``, what
+  VISSL's transforms do to PIL images), written as two matrices per image: PIL's own resampling
+  coefficients (``Resample.c``: a triangle filter widened by the scale factor when shrinking, so
+  antialiased, taps clipped to the region and normalised), applied horizontally, rounded to
+  uint8 as PIL's intermediate image is, then vertically and rounded. A region enlarged or shrunk
+  comes out within a fraction of a grey level of PIL's resize (PIL's 22-bit fixed-point
+  coefficients are the only difference); two batched matrix products replace PIL's loops.
+
+Neither reads a value back to the host: the regions stay tensors on the device.
+"""
+import math
+from typing import Sequence
+
+import torch
+
+TRIES = 10
+
+
+def random_regions(sizes: torch.Tensor, scale: Sequence[float], ratio: Sequence[float],
+                   generator: torch.Generator) -> torch.Tensor:
+    """``(N, 4)`` int64 ``(top, left, height, width)`` regions of images of ``sizes`` ``(N, 2)``
+    ``(height, width)``: torchvision's ``RandomResizedCrop.get_params`` for each image."""
+    height, width = sizes.to(torch.float64).unbind(1)
+    draws = torch.rand(len(sizes), TRIES, 4, generator=generator, dtype=torch.float64,
+                       device=sizes.device)
+    area_draw, ratio_draw, top_draw, left_draw = draws.unbind(2)
+    log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
+    target_area = (height * width)[:, None] * (scale[0] + (scale[1] - scale[0]) * area_draw)
+    aspect = torch.exp(log_low + (log_high - log_low) * ratio_draw)
+    tried_width = torch.round(torch.sqrt(target_area * aspect))  # half to even, as Python's round
+    tried_height = torch.round(torch.sqrt(target_area / aspect))
+    fits = ((tried_width > 0) & (tried_width <= width[:, None]) & (tried_height > 0)
+            & (tried_height <= height[:, None]))
+    first = fits.to(torch.uint8).argmax(dim=1, keepdim=True)  # the first try that fits
+
+    def chosen(values: torch.Tensor) -> torch.Tensor:
+        return values.gather(1, first)[:, 0]
+
+    region_height, region_width = chosen(tried_height), chosen(tried_width)
+    top = torch.floor(chosen(top_draw) * (height - region_height + 1))
+    left = torch.floor(chosen(left_draw) * (width - region_width + 1))
+    # the fallback: the central crop of the closest aspect ratio
+    in_ratio = width / height
+    low_ratio, high_ratio = min(ratio), max(ratio)
+    central_height = torch.where(in_ratio < low_ratio, torch.round(width / low_ratio), height)
+    central_width = torch.where(in_ratio > high_ratio, torch.round(height * high_ratio), width)
+    central = torch.stack([torch.div(height - central_height, 2, rounding_mode="floor"),
+                           torch.div(width - central_width, 2, rounding_mode="floor"),
+                           central_height, central_width], dim=1)
+    drawn = torch.stack([top, left, region_height, region_width], dim=1)
+    return torch.where(fits.any(dim=1, keepdim=True), drawn, central).to(torch.int64)
+
+
+def resampling_weights(starts: torch.Tensor, lengths: torch.Tensor, in_size: int,
+                       out_size: int) -> torch.Tensor:
+    """``(N, out_size, in_size)`` float32 matrices of PIL's bilinear coefficients resizing the
+    ``lengths`` pixels from ``starts`` of each image along one axis to ``out_size`` pixels."""
+    lengths = lengths.to(torch.float64).reshape(-1, 1, 1)
+    scale = lengths / out_size
+    support = torch.clamp(scale, min=1.0)  # the triangle's half-width, widened when shrinking
+    out_index = torch.arange(out_size, dtype=torch.float64, device=starts.device).reshape(1, -1, 1)
+    center = (out_index + 0.5) * scale  # in the region's coordinates
+    first = torch.clamp(torch.floor(center - support + 0.5), min=0.0)
+    end = torch.minimum(torch.floor(center + support + 0.5), lengths)
+    position = (torch.arange(in_size, dtype=torch.float64, device=starts.device).reshape(1, 1, -1)
+                - starts.to(torch.float64).reshape(-1, 1, 1))
+    weights = torch.clamp(1.0 - torch.abs((position - center + 0.5) / support), min=0.0)
+    weights = torch.where((position >= first) & (position < end), weights, 0.0)
+    return (weights / weights.sum(dim=2, keepdim=True)).to(torch.float32)
+
+
+def resize_regions(canvas: torch.Tensor, regions: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 ``(N, 3, size, size)``: the ``regions`` ``(N, 4)`` of the uint8 ``(N, 3, H, W)``
+    canvas, each resized by PIL's bilinear resize."""
+    top, left, height, width = regions.unbind(1)
+    rows = resampling_weights(top, height, canvas.shape[-2], size)
+    columns = resampling_weights(left, width, canvas.shape[-1], size)
+    pixels = canvas.to(torch.float32)
+    horizontal = torch.einsum("nchw,nsw->nchs", pixels, columns)
+    horizontal = torch.floor(horizontal + 0.5).clamp_(0, 255)  # PIL's uint8 intermediate image
+    resized = torch.einsum("nrh,nchs->ncrs", rows, horizontal)
+    return torch.floor(resized + 0.5).clamp_(0, 255).to(torch.uint8)

@@ -1,0 +1,92 @@
+"""Train step ``pirl_device_augmentation_train_step``: the augmentation of PIRL on the training device.
+
+Paper §2 and Appendix A: every step trains on ``I`` and ``I^t`` of each image, made with the
+authors' augmentation recipe. With ``+config/pretrain/pirl/augmentation=on_device`` the loader
+workers only decode (``ImgPilToPirlPair(on_device=True)``, ``pirl_collator``'s uint8 canvas) and
+this step, registered for ``TRAINER.TRAIN_STEP_NAME``, makes ``I`` and ``I^t`` of the whole batch
+on the training device (``DevicePirlAugmentation``) before VISSL's ``standard_train_step`` runs
+the forward pass, the loss, the backward pass and the hooks on them, unchanged.
+
+It wraps the epoch's data iterator: ``standard_train_step`` reads ``next(task.data_iterator)``,
+and gets the batch ``pirl_collator`` would have made in the workers (``images``, the
+transformed key, ``label``, ``data_valid``, ``data_idx``). The random values of a step come
+from a generator on the device seeded from ``(SEED_VALUE, rank, iteration)``: a run resumed from
+a checkpoint draws what the uninterrupted run drew, and every rank draws its own.
+"""
+from typing import Any, Dict, Iterator
+
+import numpy as np
+import torch
+from classy_vision.dataset.transforms import TRANSFORM_REGISTRY
+from classy_vision.generic.distributed_util import get_rank
+from vissl.trainer.train_steps import register_train_step
+from vissl.trainer.train_steps.standard_train_step import standard_train_step
+
+from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
+from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
+
+TRAIN_STEP_NAME = "pirl_device_augmentation_train_step"
+STREAM = 0xDE71CE  # keeps these seeds apart from PhaseSeedHook's
+
+
+def step_seed(seed: int, rank: int, iteration: int) -> int:
+    """The seed of the augmentation of step ``iteration`` on ``rank``."""
+    return int(np.random.SeedSequence([seed, rank, iteration, STREAM]).generate_state(1)[0])
+
+
+def device_augmentation(config: Dict[str, Any]) -> DevicePirlAugmentation:
+    """The batched augmentation of the run's first training transform (``ImgPilToPirlPair`` or
+    ``ImgPilToPirlJigsaw`` with ``on_device: true``)."""
+    train = config["DATA"]["TRAIN"]
+    params = dict(train["TRANSFORMS"][0])
+    transform_class = TRANSFORM_REGISTRY.get(params["name"])
+    if not (isinstance(transform_class, type) and issubclass(transform_class, ImgPilToPirlPair)
+            and params.get("on_device", False)):
+        raise ValueError(
+            f"TRAINER.TRAIN_STEP_NAME={TRAIN_STEP_NAME} augments on the training device, but "
+            f"DATA.TRAIN.TRANSFORMS[0] ({params['name']}) does not hand it the images: use "
+            "+config/pretrain/pirl/augmentation=on_device (ImgPilToPirlJigsaw or ImgPilToPirlPair "
+            "with on_device: true), or TRAINER.TRAIN_STEP_NAME=standard_train_step.")
+    keys = train.get("COLLATE_FUNCTION_PARAMS", {})
+    return DevicePirlAugmentation(transform_class.from_config(params),
+                                  image_key=keys.get("image_key", "images"),
+                                  transformed_key=keys.get("transformed_key", "patches"))
+
+
+class DeviceAugmentedBatches:
+    """The epoch's batches of uint8 canvases -> ``pirl_collator``'s batches, made on
+    ``task.device``."""
+
+    def __init__(self, task, batches: Iterator[Dict[str, Any]]) -> None:
+        self.task, self.batches = task, batches
+        self.augmentation = device_augmentation(task.config)
+        self.generator = torch.Generator(device=task.device)
+        self.seed, self.rank = int(task.config["SEED_VALUE"]), get_rank()
+
+    def __iter__(self) -> "DeviceAugmentedBatches":
+        return self
+
+    def __len__(self) -> int:  # the number of steps of the epoch, as VISSL reads it
+        return len(self.batches)
+
+    def __next__(self) -> Dict[str, Any]:
+        batch = dict(next(self.batches))
+        if "pixels" not in batch:
+            raise ValueError(
+                f"{TRAIN_STEP_NAME} expects batches of uint8 pixels from pirl_collator: set "
+                "DATA.TRAIN.COLLATE_FUNCTION=pirl_collator and on_device: true on the first "
+                "transform (+config/pretrain/pirl/augmentation=on_device).")
+        device = self.task.device
+        canvas = batch.pop("pixels")[0].to(device, non_blocking=True)
+        sizes = batch.pop("pixel_sizes")[0].to(device, non_blocking=True)
+        self.generator.manual_seed(step_seed(self.seed, self.rank, self.task.iteration))
+        views = self.augmentation(canvas, sizes, self.generator)
+        return {**{key: [view] for key, view in views.items()}, **batch}
+
+
+@register_train_step(TRAIN_STEP_NAME)
+def pirl_device_augmentation_train_step(task):
+    """VISSL's ``standard_train_step`` on batches augmented on ``task.device``."""
+    if not isinstance(task.data_iterator, DeviceAugmentedBatches):  # a new epoch's iterator
+        task.data_iterator = DeviceAugmentedBatches(task, task.data_iterator)
+    return standard_train_step(task)
