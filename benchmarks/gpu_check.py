@@ -33,6 +33,13 @@ prints why it skips and exits 0):
    peak GPU memory. VISSL's negative-sampling table for the ImageNet-size bank is built once
    (a Python loop of about a minute). The batch is augmented once before timing: the numbers
    are the model, loss and bank, not data loading.
+5. ``device_augmentation`` (issue 19, ``augmentation=on_device``): on ImageNet-size JPEGs
+   (``run_benchmarks.imagenet_size_jpegs``), the batched augmentation on the device against
+   PIL (resized crops: mean, 99th percentile and largest difference; each photometric op's
+   largest difference), under the host-sync check; its time for a batch of 32 and its share of
+   a training step of ours at the paper's sizes under fp16 autocast; and end-to-end samples/s
+   with 8 loader workers (decode, augment, collate, copy, forward, loss, backward, SGD step,
+   bank update) of VISSL's built-in PIRL, ours on the CPU and ours with ``on_device``.
 
 Prints a table and writes every measurement as JSON.
 """
@@ -51,6 +58,8 @@ from typing import Callable, Dict, Iterator, List, Optional, Sequence
 
 import numpy as np
 import torch
+import torchvision.transforms.functional
+from PIL import Image, ImageEnhance, ImageOps
 
 REPO = Path(__file__).resolve().parents[1]
 for folder in (REPO, REPO / "benchmarks", REPO / "tests"):
@@ -59,9 +68,17 @@ for folder in (REPO, REPO / "benchmarks", REPO / "tests"):
 
 import vissl_pirl_plugin  # noqa: E402,F401 - applies vissl_compat before VISSL is imported
 from run_benchmarks import (  # noqa: E402
-    BATCH, DIM, IMAGENET, NEGATIVES, STEP_OVERRIDES, make_train_step, median_seconds,
-    source_photographs, vissl_nce_loss)
+    BATCH, DIM, IMAGENET, NEGATIVES, STEP_OVERRIDES, imagenet_size_jpegs, make_train_step,
+    median_seconds, source_photographs, train_once, training_parts, vissl_nce_loss)
 
+from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image  # noqa: E402
+from vissl_pirl_plugin.data.transforms import batched_photometric  # noqa: E402
+from vissl_pirl_plugin.data.transforms.batched_resized_crop import (  # noqa: E402
+    random_regions, resize_regions)
+from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import (  # noqa: E402
+    DevicePirlAugmentation)
+from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import (  # noqa: E402
+    ImgPilToPirlJigsaw)
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook  # noqa: E402
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook  # noqa: E402
 from vissl_pirl_plugin.host_reads import HOST_RESIDENT_READS, HostReadDetector  # noqa: E402
@@ -194,6 +211,146 @@ def train_throughput(device: torch.device, batch: int = BATCH, repeats: int = 10
             if device.type == "cuda":
                 torch.cuda.empty_cache()
     return results
+
+
+PIL_OPS = {  # batched op -> (PIL op, parameters of 4 crops)
+    "brightness": (lambda image, f: ImageEnhance.Brightness(image).enhance(f), [0.6, 1.0, 1.2, 1.4]),
+    "contrast": (lambda image, f: ImageEnhance.Contrast(image).enhance(f), [0.6, 1.0, 1.2, 1.4]),
+    "saturation": (lambda image, f: ImageEnhance.Color(image).enhance(f), [0.6, 0.0, 1.2, 1.4]),
+    "hue": (lambda image, shift: torchvision.transforms.functional.adjust_hue(image, shift),
+            [-0.2, 0.05, 0.1, 0.2]),
+    "posterize": (ImageOps.posterize, [4, 5, 6, 8]),
+    "sharpness": (lambda image, f: ImageEnhance.Sharpness(image).enhance(f), [0.1, 0.5, 1.0, 1.9]),
+    "solarize": (ImageOps.solarize, [0, 100, 200, 256]),
+}
+
+
+def device_against_pil(device: torch.device, images: List[Image.Image], size: int = 224,
+                       regions_per_image: int = 8) -> dict:
+    """The largest differences to PIL of the batched ops on ``device``, and the resized crops'
+    mean, 99th-percentile and largest difference, on ``images`` (the issue's bars: 1 / 3)."""
+    generator = torch.Generator(device=device).manual_seed(0)
+    canvas = torch.stack([torch.from_numpy(np.asarray(image).copy()) for image in images])
+    sizes = torch.tensor([[image.height, image.width] for image in images] * regions_per_image)
+    pixels = canvas.repeat(regions_per_image, 1, 1, 1).permute(0, 3, 1, 2).to(device)
+    regions = random_regions(sizes.to(device), (0.08, 1.0), (3 / 4, 4 / 3), generator)
+    resized = resize_regions(pixels, regions, size).permute(0, 2, 3, 1).cpu().numpy()
+    differences = []
+    for index, (top, left, height, width) in enumerate(regions.tolist()):
+        image = images[index % len(images)]
+        expected = np.asarray(image.crop((left, top, left + width, top + height)).resize(
+            (size, size), Image.BILINEAR))
+        differences.append(np.abs(resized[index].astype(int) - expected.astype(int)).reshape(-1))
+    differences = np.concatenate(differences)
+    result = {"resize_mean": float(differences.mean()),
+              "resize_p99": float(np.percentile(differences, 99)),
+              "resize_max": int(differences.max())}
+    crops = [image.crop((0, 0, 96, 96)) for image in images[:4]]
+    batch = torch.stack([torch.from_numpy(np.asarray(crop).copy()) for crop in crops])
+    batch = batch.permute(0, 3, 1, 2).to(device)
+    for name, (pil_op, params) in PIL_OPS.items():
+        ours = getattr(batched_photometric, name)(batch, torch.tensor(params, device=device))
+        expected = np.stack([np.asarray(pil_op(crop, value)) for crop, value in zip(crops, params)])
+        result[f"{name}_max"] = int(np.abs(ours.permute(0, 2, 3, 1).cpu().numpy().astype(int)
+                                           - expected.astype(int)).max())
+    return result
+
+
+class JpegSamples(torch.utils.data.Dataset):
+    """VISSL-style samples of JPEG files, decoded and transformed in the loader workers."""
+
+    def __init__(self, paths: List[Path], transform) -> None:
+        self.paths, self.transform = paths, transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.transform({"data": [load_rgb_image(str(self.paths[index]))],
+                               "label": [index], "data_valid": [1], "data_idx": [index]})
+
+
+def feed_throughput(device: torch.device, side: str, paths: List[Path], batch: int,
+                    workers: int, image_size: int, amp: Optional[str]) -> dict:
+    """End-to-end samples/s of ``side`` ("vissl", "ours", "ours_on_device") fed by ``workers``
+    loader workers: every batch decoded, augmented, collated, copied, then one training step of
+    ``run_benchmarks.train_once``; with ``on_device`` also the augmentation's share of the step."""
+    overrides = [*STEP_OVERRIDES, f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch}",
+                 f"config.DATA.TRAIN.TRANSFORMS.0.image_crop_size={image_size}"]
+    name = "vissl" if side == "vissl" else "ours"
+    parts = training_parts(name, overrides, len(paths), min(NEGATIVES, len(paths) // 2),
+                           image_size, device)
+    augmentation = None
+    if side == "ours_on_device":
+        transform = ImgPilToPirlJigsaw(on_device=True, image_crop_size=image_size)
+        parts.transform = lambda sample: dict(sample, data=[transform(sample["data"][0])])
+        augmentation = DevicePirlAugmentation(transform)
+    loader = torch.utils.data.DataLoader(
+        JpegSamples(paths, parts.transform), batch_size=batch, num_workers=workers,
+        collate_fn=parts.collate, pin_memory=device.type == "cuda", drop_last=True,
+        multiprocessing_context="fork" if workers else None)
+    generator = torch.Generator(device=device).manual_seed(0)
+    augment_seconds, steps, start = 0.0, 0, None
+    for data in loader:
+        if steps == 2:  # the first two steps warm up (workers, cuDNN)
+            start, augment_seconds = time.perf_counter(), 0.0
+        if augmentation is None:
+            inputs = {key: data[key][0].to(device, non_blocking=True)
+                      for key in ("patches", "images")}
+        else:
+            began = time.perf_counter()
+            inputs = augmentation(data["pixels"][0].to(device, non_blocking=True),
+                                  data["pixel_sizes"][0].to(device, non_blocking=True), generator)
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
+            augment_seconds += time.perf_counter() - began
+        train_once(parts, inputs, data["label"][0].to(device), AMP_DTYPES.get(amp))
+        steps += 1
+    timed = (steps - 2) * batch
+    seconds = time.perf_counter() - start
+    result = {"samples_per_s": timed / seconds}
+    if augmentation is not None:
+        result["augmentation_share_of_step"] = augment_seconds / seconds
+    return result
+
+
+def check_device_augmentation(device: torch.device, batch: int = BATCH, workers: int = 8,
+                              steps: int = 12, image_size: int = 224,
+                              amp: Optional[str] = "fp16") -> dict:
+    """Issue 19's numbers on ``device``: against PIL, host syncs, time and share, feeding."""
+    files = imagenet_size_jpegs()
+    images = [load_rgb_image(str(path)) for path in files]
+    result = device_against_pil(device, images)
+    transform = ImgPilToPirlJigsaw(on_device=True, image_crop_size=image_size)
+    canvas = torch.stack([transform(images[i % len(images)]).permute(1, 2, 0)
+                          for i in range(batch)]).to(device)
+    sizes = torch.tensor([list(canvas.shape[1:3])] * batch, device=device)
+    augmentation = DevicePirlAugmentation(transform)
+    generator = torch.Generator(device=device).manual_seed(0)
+    augmentation(canvas, sizes, generator)  # warm-up: tables and constants reach the device
+    result["host_syncs"] = "none"
+    try:
+        with no_host_sync(device):
+            augmentation(canvas, sizes, generator)
+    except HostSyncError as error:
+        result["host_syncs"] = str(error)
+    except RuntimeError as error:  # what set_sync_debug_mode("error") raises
+        result["host_syncs"] = f"{str(error).splitlines()[0]} at {sync_site(error)}"
+
+    def augment() -> None:
+        augmentation(canvas, sizes, generator)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+    result["augmentation_ms_batch"] = 1000 * median_seconds(augment, 5)
+    paths = [files[i % len(files)] for i in range(batch * (steps + 2))]
+    for side in ("vissl", "ours", "ours_on_device"):
+        result[side] = feed_throughput(device, side, paths, batch, workers, image_size, amp)
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+    result["batch"], result["loader_workers"] = batch, workers
+    if result["host_syncs"] != "none":
+        raise HostSyncError(f"the device augmentation made a host sync: {result['host_syncs']}")
+    return result
 
 
 def write_photo_crops(folder: Path, count: int, size: int = 256) -> Path:
@@ -332,14 +489,15 @@ def small_sizes(device: torch.device) -> Dict[str, dict]:
     return {"loss_and_bank": dict(num_samples=4096, num_negatives=256, batch=4),
             "train_and_resume": dict(num_images=8, batch=2, epochs=1, workers=0, image_size=64),
             "train_step": dict(batch=2, repeats=1, dataset_size=64, num_negatives=8,
-                               image_size=64)}
+                               image_size=64),
+            "device_augmentation": dict(batch=2, workers=0, steps=1, image_size=64, amp=None)}
 
 
 def check_names(device: torch.device) -> List[str]:
     """The checks in the order the kit runs them (AMP on CUDA only)."""
     training = [f"train_and_resume_{amp}" for amp in (("fp16", "bf16") if device.type == "cuda"
                                                       else ("fp32",))]
-    return ["loss_and_bank", *training, "linear_iteration", "train_step"]
+    return ["loss_and_bank", *training, "linear_iteration", "train_step", "device_augmentation"]
 
 
 def run_check_named(name: str, device: torch.device, workdir: Path,
@@ -362,6 +520,8 @@ def run_check_named(name: str, device: torch.device, workdir: Path,
     if name == "train_step":
         amps = (None, "fp16") if device.type == "cuda" else (None,)
         return train_throughput(device, amps=amps, **sizes.get(name, {}))
+    if name == "device_augmentation":
+        return check_device_augmentation(device, **sizes.get(name, {}))
     raise ValueError(f"Unknown check {name!r}: choose from {check_names(device)}.")
 
 

@@ -122,6 +122,8 @@ def stages(device: str) -> List[Stage]:
         Stage("linear_iteration", kit_check("linear_iteration", trained_checkpoint),
               timeout_s=75, minimum_s=30),
         Stage("train_step", kit_check("train_step"), timeout_s=150, minimum_s=90),
+        Stage("device_augmentation", kit_check("device_augmentation"), timeout_s=120,
+              minimum_s=60),
         *training[1:],  # bf16 last: the least needed if the budget runs short
     ]
 

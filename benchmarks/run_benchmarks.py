@@ -18,7 +18,15 @@ ours taking turns run by run:
    images/s on one core (the process is pinned to one CPU, one thread); (c) VISSL's data loader
    end to end (``GenericSSLDataset`` with VISSL's ``disk_folder`` or ours, the transform, the
    collator: ``patch_and_image_collator`` or ``pirl_collator``), batch 32, with 0 and 2 workers.
-3. one full training step of the CPU demo config at ResNet-50 sizes with 0 data-loader
+3. the input users train on (``--parts imagenet_size``): the 17 photographs of ``SKIMAGE_PHOTOS``
+   and scikit-learn's sample images, cut to 500 x 375 and saved as JPEG files of quality 90
+   (``imagenet_size_jpegs``). Per core (pinned, one thread): decoding alone, and what a loader
+   worker does per sample (decode + transform + its share of the collator, batches of 32) for
+   VISSL's chain, ours on the CPU and ours with ``on_device`` (the workers decode and cap; the
+   rest runs in the training process); the bytes per sample the workers hand over; and the
+   time of ``DevicePirlAugmentation`` on a batch of 32 of them on this machine's CPU, all its
+   threads (the device-side work the CPU path does in the workers).
+4. one full training step of the CPU demo config at ResNet-50 sizes with 0 data-loader
    workers (``STEP_OVERRIDES``: ResNet-50, batch 16, 128-px images and 9 patches of 64 px,
    64 negatives): augmenting and collating 16 of those photographs, forward, loss, backward, SGD step, bank update. The plugin's transform,
    collator, heads and loss against VISSL's (its chain at the same sizes).
@@ -32,6 +40,7 @@ import os
 import statistics
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Callable, Dict, List, Optional, Sequence
 
 from PIL import Image
@@ -50,6 +59,8 @@ from vissl.losses.nce_loss import NCELossWithMemory
 from vissl.models import build_model
 
 from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image
+from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
+from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
 from vissl_pirl_plugin.engine.config_validation import prepare_data
 from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
@@ -89,6 +100,70 @@ def source_photographs() -> List[Image.Image]:
     photos = [getattr(skdata, name)() for name in SKIMAGE_PHOTOS]
     photos += list(load_sample_images().images)
     return [Image.fromarray(np.asarray(photo)).convert("RGB") for photo in photos]
+
+
+IMAGENET_SIZE = (500, 375)  # ImageNet's most common size (width, height)
+IMAGENET_JPEGS = Path("/tmp/vissl_pirl_bench/imagenet_size")
+
+
+def imagenet_size_jpegs(folder: Path = IMAGENET_JPEGS) -> List[Path]:
+    """``source_photographs()`` scaled to cover 500 x 375, its centre cut out, saved as JPEG
+    files of quality 90 (made once)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for index, photo in enumerate(source_photographs()):
+        path = folder / f"{index:02d}.jpg"
+        if not path.exists():
+            width, height = IMAGENET_SIZE
+            scale = max(width / photo.width, height / photo.height)
+            size = (max(width, round(photo.width * scale)), max(height, round(photo.height * scale)))
+            photo = photo.resize(size, Image.BICUBIC)
+            left, top = (size[0] - width) // 2, (size[1] - height) // 2
+            photo.crop((left, top, left + width, top + height)).save(path, quality=90)
+        files.append(path)
+    return files
+
+
+def collated_bytes(batch: dict) -> int:
+    """Bytes of the tensors a collated batch carries from a worker to the training process."""
+    return sum(tensor.numel() * tensor.element_size() for value in batch.values()
+               for tensor in (value if isinstance(value, list) else [value])
+               if isinstance(tensor, torch.Tensor))
+
+
+def bench_imagenet_size(repeats: int, batch: int = 32) -> Dict[str, Dict[str, float]]:
+    """Loader-side samples/s per core and bytes per sample on ImageNet-size JPEGs, VISSL's chain,
+    ours on the CPU and ours with ``on_device``; the device-side augmentation's seconds for a
+    batch of 32 on this CPU."""
+    files = imagenet_size_jpegs()
+    paths = [files[i % len(files)] for i in range(batch)]
+    sides = {"vissl": (get_transform(VISSL_PIRL_TRANSFORMS), vissl_pil_loader,
+                       get_collator("patch_and_image_collator", {})),
+             "ours_cpu": (get_transform([{"name": "ImgPilToPirlJigsaw"}]), load_rgb_image,
+                          get_collator("pirl_collator", {})),
+             "ours_on_device": (get_transform([{"name": "ImgPilToPirlJigsaw", "on_device": True}]),
+                                load_rgb_image, get_collator("pirl_collator", {}))}
+
+    def loader_batch(transform, loader, collate) -> dict:
+        return collate([transform({"data": [loader(path)], "label": [i], "data_valid": [1],
+                                   "data_idx": [i]}) for i, path in enumerate(paths)])
+    runs = {name: (lambda side=side: loader_batch(*side)) for name, side in sides.items()}
+    runs["decode_only"] = lambda: [load_rgb_image(path) for path in paths]
+    threads, cpus = torch.get_num_threads(), one_core()
+    per_core = {name: batch / seconds
+                for name, seconds in interleaved_median_seconds(runs, repeats).items()}
+    os.sched_setaffinity(0, cpus)
+    torch.set_num_threads(threads)
+    canvas = loader_batch(*sides["ours_on_device"])
+    augmentation = DevicePirlAugmentation(ImgPilToPirlJigsaw(on_device=True))
+    generator = torch.Generator().manual_seed(0)
+    device_seconds = median_seconds(lambda: augmentation(canvas["pixels"][0],
+                                                         canvas["pixel_sizes"][0], generator),
+                                    max(3, repeats // 2))
+    return {"samples_per_second_per_core": per_core,
+            "bytes_per_sample": {name: collated_bytes(loader_batch(*side)) / batch
+                                 for name, side in sides.items()},
+            "device_augmentation_batch_32": {"seconds": device_seconds, "cpu_threads": threads}}
 
 
 def median_seconds(run: Callable[[], None], repeats: int) -> float:
@@ -226,19 +301,14 @@ VISSL_PIRL_HEADS = [
     [["mlp", {"dims": [2048, 128]}]]]
 
 
-def make_train_step(name: str, photos: List[Image.Image], overrides: List[str],
-                    dataset_size: int, num_negatives: int, image_size: int,
-                    device: torch.device = torch.device("cpu"), augment_each_step: bool = True,
-                    amp_dtype: Optional[torch.dtype] = None,
-                    vissl_loss: Optional[NCELossWithMemory] = None) -> Callable[[], None]:
-    """One training step of ``name`` ("ours": the plugin's transform, collator, heads and loss;
-    "vissl": VISSL's built-in PIRL chain, heads and ``nce_loss_with_memory``) on ``photos``,
-    with the CPU demo config and ``overrides``: augment and collate (or once, outside the step,
-    when not ``augment_each_step``), forward under ``amp_dtype`` autocast when given, loss,
-    backward, SGD step, bank update. Synchronises a CUDA device at the end. The returned
-    function's ``loss`` attribute is the loss (with its bank). ``vissl_loss`` reuses a VISSL
-    loss already built for these sizes (its sampling table takes a minute at ImageNet size)."""
-    indices = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(0))[:len(photos)]
+def training_parts(name: str, overrides: List[str], dataset_size: int, num_negatives: int,
+                   image_size: int, device: torch.device = torch.device("cpu"),
+                   vissl_loss: Optional[NCELossWithMemory] = None) -> SimpleNamespace:
+    """The model, loss, optimizer, transform and collator of ``name`` ("ours": the plugin's
+    transform, collator, heads and loss; "vissl": VISSL's built-in PIRL chain, heads and
+    ``nce_loss_with_memory``) with the CPU demo config and ``overrides``. ``vissl_loss`` reuses a
+    VISSL loss already built for these sizes (its sampling table takes a minute at ImageNet
+    size)."""
     _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo",
                              "config.CHECKPOINT.DIR=/tmp/vissl_pirl_bench", *overrides])
     if name == "vissl":
@@ -252,30 +322,52 @@ def make_train_step(name: str, photos: List[Image.Image], overrides: List[str],
         transform = get_transform(cfg.DATA.TRAIN.TRANSFORMS)
         collate = get_collator("pirl_collator", {"transformed_key": "patches"})
     model = build_model(cfg.MODEL, cfg.OPTIMIZER).to(device)
-    loss = loss.to(device)
     optimizer = build_optimizer(dict(cfg.OPTIMIZER, param_schedulers={}, **{"lr": 0.03}))
     optimizer.set_param_groups(model.parameters())
+    return SimpleNamespace(model=model, loss=loss.to(device), optimizer=optimizer,
+                           transform=transform, collate=collate, device=device)
+
+
+def train_once(parts: SimpleNamespace, inputs: Dict[str, torch.Tensor], targets: torch.Tensor,
+               amp_dtype: Optional[torch.dtype] = None) -> None:
+    """Forward under ``amp_dtype`` autocast when given, loss, backward, SGD step, bank update;
+    synchronises a CUDA device at the end."""
+    device = parts.device
+    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        output = parts.model(inputs)
+        value = parts.loss(output, targets)
+    parts.optimizer.zero_grad()
+    value.backward()
+    parts.optimizer.step(where=0.0)
+    if isinstance(parts.loss, PIRLLoss):
+        parts.loss.memory_bank.update(*parts.loss.memory_update_inputs(output, targets))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def make_train_step(name: str, photos: List[Image.Image], overrides: List[str],
+                    dataset_size: int, num_negatives: int, image_size: int,
+                    device: torch.device = torch.device("cpu"), augment_each_step: bool = True,
+                    amp_dtype: Optional[torch.dtype] = None,
+                    vissl_loss: Optional[NCELossWithMemory] = None) -> Callable[[], None]:
+    """One training step of ``name`` (``training_parts``) on ``photos``: augment and collate (or
+    once, outside the step, when not ``augment_each_step``), then ``train_once``. The returned
+    function's ``loss`` attribute is the loss (with its bank)."""
+    indices = torch.randperm(dataset_size, generator=torch.Generator().manual_seed(0))[:len(photos)]
+    parts = training_parts(name, overrides, dataset_size, num_negatives, image_size, device,
+                           vissl_loss)
     targets = indices.to(device)
 
     def batch() -> dict:
-        data = collate([transform({"data": [photo], "label": [int(i)], "data_valid": [1],
-                                   "data_idx": [int(i)]}) for photo, i in zip(photos, indices)])
+        data = parts.collate([parts.transform({"data": [photo], "label": [int(i)],
+                                               "data_valid": [1], "data_idx": [int(i)]})
+                              for photo, i in zip(photos, indices)])
         return {key: data[key][0].to(device) for key in ("patches", "images")}
     fixed = None if augment_each_step else batch()
 
     def run() -> None:
-        inputs = batch() if fixed is None else fixed
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-            output = model(inputs)
-            value = loss(output, targets)
-        optimizer.zero_grad()
-        value.backward()
-        optimizer.step(where=0.0)
-        if isinstance(loss, PIRLLoss):
-            loss.memory_bank.update(*loss.memory_update_inputs(output, targets))
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-    run.loss = loss  # what a caller inspects after a step (the bank)
+        train_once(parts, batch() if fixed is None else fixed, targets, amp_dtype)
+    run.loss = parts.loss  # what a caller inspects after a step (the bank)
     return run
 
 
@@ -290,7 +382,8 @@ def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
 PARTS = {"loss": ("loss_step_seconds", bench_loss),
          "augmentation": ("augmentation_images_per_second", bench_augmentation),
          "data_loader": ("data_loader_images_per_second", bench_data_loader),
-         "train_step": ("train_step_seconds", bench_train_step)}
+         "train_step": ("train_step_seconds", bench_train_step),
+         "imagenet_size": ("imagenet_size_jpegs", bench_imagenet_size)}
 
 
 def table(results: Dict[str, Dict]) -> List[tuple]:
@@ -315,6 +408,17 @@ def table(results: Dict[str, Dict]) -> List[tuple]:
                   loader[f"ours_{count}_workers"],
                   loader[f"ours_{count}_workers"] / loader[f"vissl_{count}_workers"])
                  for count in (0, 2)]
+    imagenet = results.get("imagenet_size_jpegs")
+    if imagenet:
+        rates, sizes = imagenet["samples_per_second_per_core"], imagenet["bytes_per_sample"]
+        rows += [(f"(d) ImageNet-size JPEGs, loader side, {label}, samples/s, 1 core",
+                  rates["vissl"], rates[key], rates[key] / rates["vissl"])
+                 for label, key in (("ours on the CPU", "ours_cpu"),
+                                    ("ours on_device", "ours_on_device"))]
+        rows += [(f"(d) bytes per sample to the training process, {label}", sizes["vissl"],
+                  sizes[key], sizes["vissl"] / sizes[key])
+                 for label, key in (("ours on the CPU", "ours_cpu"),
+                                    ("ours on_device", "ours_on_device"))]
     step = results.get("train_step_seconds")
     if step:
         rows.append(("CPU demo training step (s)", step["vissl"], step["ours"],
@@ -339,6 +443,14 @@ def main() -> None:
     print(f"\n{'measurement':44s} {'VISSL':>10s} {'vissl-pirl':>11s} {'speed-up':>9s}")
     for label, vissl, ours, ratio in rows:
         print(f"{label:44s} {vissl:10.4f} {ours:11.4f} {ratio:8.2f}x")
+    imagenet = results.get("imagenet_size_jpegs")
+    if imagenet:
+        rates = imagenet["samples_per_second_per_core"]
+        device = imagenet["device_augmentation_batch_32"]
+        print(f"ImageNet-size JPEGs: decoding alone {rates['decode_only']:.1f} samples/s per core;"
+              f" on_device's loader side {rates['ours_on_device'] / rates['ours_cpu']:.2f}x ours "
+              f"on the CPU; the device-side augmentation of a batch of 32 on this CPU "
+              f"({device['cpu_threads']} threads): {device['seconds']:.3f} s")
     results["speedups"] = {label: ratio for label, _, _, ratio in rows}
     results["torch_threads"] = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)

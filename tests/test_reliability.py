@@ -25,6 +25,7 @@ from conftest import write_image_folder
 from test_training_e2e import (
     INSTRUMENTED,
     LAUNCHER,
+    ON_DEVICE,
     TIMEOUT,
     paper_config_on_cpu,
     rewind_to_epoch_0,
@@ -95,11 +96,12 @@ def losses(stdout_json: Path) -> list:
 
 
 @pytest.mark.slow
-def test_bad_images_train_to_the_end_and_stay_out_of_the_bank(tmp_path):
+@pytest.mark.parametrize("augmentation", [[], [ON_DEVICE]], ids=["loader", "on_device"])
+def test_bad_images_train_to_the_end_and_stay_out_of_the_bank(tmp_path, augmentation):
     """VISSL 0.1.6's disk_folder crashed on the truncated JPEG (OSError 'Truncated File
     Read', raised again inside its own error handler)."""
     kinds = write_bad_images(tmp_path / "images" / "mixed")
-    overrides = paper_config_on_cpu(tmp_path / "images", tmp_path / "ckpt",
+    overrides = paper_config_on_cpu(tmp_path / "images", tmp_path / "ckpt", *augmentation,
                                     "config.OPTIMIZER.num_epochs=2",
                                     "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=3")
     result = run([INSTRUMENTED, str(tmp_path), *overrides], cwd=tmp_path)
@@ -126,14 +128,18 @@ def test_two_runs_with_the_same_seed_give_identical_losses(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("workers", [0, 2])
-def test_resume_at_an_epoch_boundary_retraces_the_uninterrupted_run(tmp_path, workers):
+@pytest.mark.parametrize("workers, augmentation", [(0, ()), (2, ()), (2, (ON_DEVICE,))],
+                         ids=["0-workers", "2-workers", "2-workers-on_device"])
+def test_resume_at_an_epoch_boundary_retraces_the_uninterrupted_run(tmp_path, workers,
+                                                                    augmentation):
     """Without PhaseSeedHook the resumed epoch drew other augmentations and negatives and the
     final banks differed; with 2 data-loader workers the hook reseeded too late (the workers'
     seeds are drawn when the epoch's loader starts, before on_phase_start) and the resumed
-    epoch's losses, bank and weights differed until the hook seeded the loader's generator."""
+    epoch's losses, bank and weights differed until the hook seeded the loader's generator.
+    On the device the augmentation's generator is seeded per step (seed, rank, iteration)."""
     images = write_image_folder(tmp_path / "images", num_images=6)
-    extra = ("config.OPTIMIZER.num_epochs=2", f"config.DATA.NUM_DATALOADER_WORKERS={workers}")
+    extra = ("config.OPTIMIZER.num_epochs=2", f"config.DATA.NUM_DATALOADER_WORKERS={workers}",
+             *augmentation)
     whole = paper_config_on_cpu(images, tmp_path / "whole", *extra)
     run([INSTRUMENTED, str(tmp_path / "whole"), *whole], cwd=tmp_path)
     split_dir = tmp_path / "split"

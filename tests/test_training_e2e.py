@@ -91,12 +91,17 @@ def test_paper_config_trains_two_iterations_on_cpu(tmp_path):
     assert torch.isfinite(state["log_norm_constant"])  # Z was estimated and checkpointed
 
 
-@pytest.mark.parametrize("dtype", ["float32", "float16"])
-def test_two_processes_hold_identical_banks(tmp_path, dtype):
+ON_DEVICE = "+config/pretrain/pirl/augmentation=on_device"
+
+
+@pytest.mark.parametrize("dtype, augmentation", [("float32", []), ("float16", []),
+                                                 ("float32", [ON_DEVICE])],
+                         ids=["float32", "float16", "float32-on_device"])
+def test_two_processes_hold_identical_banks(tmp_path, dtype, augmentation):
     images = write_image_folder(tmp_path / "images", num_images=8)
     dumps = tmp_path / "dumps"
     dumps.mkdir()
-    overrides = paper_config_on_cpu(images, tmp_path / "ckpt",
+    overrides = paper_config_on_cpu(images, tmp_path / "ckpt", *augmentation,
                                     "config.DISTRIBUTED.NUM_PROC_PER_NODE=2",
                                     "config.OPTIMIZER.num_epochs=2",
                                     f"config.LOSS.pirl_loss.memory_bank.dtype={dtype}",
@@ -173,6 +178,10 @@ def test_resume_restores_the_bank_from_the_checkpoint(tmp_path):
                                     "config.LOSS.pirl_loss.num_negatives=2",
                                     "config.DATA.TRAIN.TRANSFORMS.0.image_crop_size=64",
                                     "config.DATA.TRAIN.TRANSFORMS.0.num_permutations=10"]),
+    ("pirl_jigsaw_4node_resnet50", [ON_DEVICE, "config.DATA.NUM_DATALOADER_WORKERS=2"]),
+    ("pirl_rotation_4node_resnet50", [ON_DEVICE,
+                                      "+config.DATA.TRAIN.TRANSFORMS.0.pretext.crop_size=64"]),
+    ("npid_plusplus_4node_resnet50", [ON_DEVICE]),
 ])
 def test_every_pretext_config_trains_two_iterations(tmp_path, config, extra):
     images = write_image_folder(tmp_path / "images", num_images=4)

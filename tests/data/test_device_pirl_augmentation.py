@@ -10,6 +10,7 @@ from vissl_pirl_plugin.data.pirl_collator import pirl_collator
 from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
+from vissl_pirl_plugin.host_reads import HostReadDetector
 
 OFF = {"color_jitter": (0.0, 0.0, 0.0, 0.0), "photometric_p": 0.0, "grayscale_p": 0.0,
        "flip_p": 0.0, "patch_flip_p": 0.0}
@@ -158,3 +159,19 @@ def test_the_collator_pads_the_pixels_into_one_canvas_and_keeps_failed_samples_o
     assert (canvas[0, :30, :40] == 1).all() and (canvas[0, 30:] == 0).all()
     assert (canvas[1, :50, :20] == 2).all() and (canvas[1, :, 20:] == 0).all()
     assert batch["label"][0].tolist() == [0, -1] and batch["data_idx"][0].tolist() == [5, 6]
+
+
+@pytest.mark.parametrize("pretext", [None, {"name": "rotation", "crop_size": 32}],
+                         ids=["jigsaw", "rotation"])
+def test_the_augmentation_never_reads_a_value_back_to_the_host(pretext):
+    """On a GPU such a read would make the step wait for the device (tests/gpu checks the same
+    with CUDA's own sync check, blocking copies included)."""
+    params = dict(image_crop_size=32, blur_p=0.5, photometric_p=0.66)
+    transform = (ImgPilToPirlJigsaw(on_device=True, **params) if pretext is None else
+                 ImgPilToPirlPair(pretext=pretext, on_device=True, **params))
+    batch = batch_of(transform, photographs(4))
+    augmentation = DevicePirlAugmentation(transform)
+    generator = torch.Generator().manual_seed(0)
+    with HostReadDetector() as detector:
+        augmentation(batch["pixels"][0], batch["pixel_sizes"][0], generator)
+    assert detector.reads == []

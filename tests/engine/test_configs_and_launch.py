@@ -13,7 +13,12 @@ from vissl.hooks import LogLossMetricsCheckpointHook
 from vissl.utils import distributed_launcher
 
 from vissl_pirl_plugin.engine import launcher
-from vissl_pirl_plugin.engine.config_validation import prepare_data, validate_config
+from vissl_pirl_plugin.engine.config_validation import (
+    prepare_augmentation,
+    prepare_data,
+    validate_config,
+)
+from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
 from vissl_pirl_plugin.hooks.guarded_checkpoint_hook import GuardedCheckpointHook
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
@@ -240,3 +245,34 @@ def test_composing_vissls_config_makes_spawned_workers_import_the_plugin():
     worker = distributed_launcher._distributed_worker
     assert worker.__module__ == "vissl_pirl_plugin.engine.registration"
     assert pickle.loads(pickle.dumps(worker)) is registration.distributed_worker
+
+
+@pytest.mark.parametrize("config", ["pirl_jigsaw_4node_resnet50", "pirl_rotation_4node_resnet50",
+                                    "npid_plusplus_4node_resnet50"])
+def test_on_device_hands_the_train_step_the_decoded_images(config):
+    cfg = compose(f"config=pretrain/pirl/{config}", "+config/pretrain/pirl/augmentation=on_device")
+    assert cfg.TRAINER.TRAIN_STEP_NAME == DEVICE_STEP
+    prepare_augmentation(cfg)
+    assert cfg.DATA.TRAIN.TRANSFORMS[0]["on_device"] is True
+    validate_config(cfg)
+
+
+@pytest.mark.parametrize("overrides, match", [
+    (["+config.DATA.TRAIN.TRANSFORMS.0.on_device=true"],
+     "on_device=true hands the train step decoded images, which "
+     "TRAINER.TRAIN_STEP_NAME=standard_train_step cannot train on"),
+    ([f"config.TRAINER.TRAIN_STEP_NAME={DEVICE_STEP}",
+      "config.DATA.TRAIN.TRANSFORMS=[{name:RandomResizedCrop,size:224}]"],
+     r"must be one ImgPilToPirlJigsaw or ImgPilToPirlPair, not \['RandomResizedCrop'\]"),
+])
+def test_the_device_step_and_the_flag_go_together(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        prepare_augmentation(compose(PAPER, *overrides))
+
+
+def test_a_pretext_without_a_batched_version_is_refused_before_launch():
+    cfg = compose("config=pretrain/pirl/pirl_jigsaw_rotation_4node_resnet50",
+                  "+config/pretrain/pirl/augmentation=on_device")
+    prepare_augmentation(cfg)
+    with pytest.raises(ValueError, match="RotationJigsawPretext has no batched version"):
+        validate_config(cfg)

@@ -22,6 +22,7 @@ import torch
 
 from vissl_pirl_plugin.data.transforms import batched_photometric as ops
 from vissl_pirl_plugin.data.transforms.color_jitter import HUE, ColorJitter
+from vissl_pirl_plugin.data.transforms.device_constants import on_device
 from vissl_pirl_plugin.data.transforms.crop_augmentation import (
     BLUR_KERNEL,
     POSTERIZE_BITS,
@@ -54,15 +55,17 @@ class BatchedCropAugmentation:
         self.flip_p, self.blur_sigma = recipe.flip_p, recipe.blur_sigma
         self.jitter_low = torch.from_numpy(self.color_jitter.low)
         self.jitter_high = torch.from_numpy(self.color_jitter.high)
+        self.jitter_active = torch.tensor(self.color_jitter.active)
+        self.rates = torch.tensor([self.jitter_p, self.photometric_p, self.grayscale_p,
+                                   self.blur_p, self.flip_p], dtype=torch.float64)
 
     def __call__(self, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The ops in the authors' order; draws as ``CropAugmentation.augment``'s."""
         count, device = len(crops), crops.device
         draws = torch.rand(count, 13, dtype=torch.float64, generator=generator, device=device)
         orders = torch.rand(count, 4, generator=generator, device=device).argsort(dim=1)
-        rates = torch.tensor([self.jitter_p, self.photometric_p, self.grayscale_p, self.blur_p,
-                              self.flip_p], dtype=torch.float64, device=device)
-        jitter, photometric, gray, blur, flipped = (draws[:, :5] < rates).unbind(1)
+        jitter, photometric, gray, blur, flipped = (
+            draws[:, :5] < on_device(self.rates, device)).unbind(1)
         if any(self.color_jitter.active):
             crops = _where(jitter, self.jitter(crops, draws[:, 5:9], orders), crops)
         if self.photometric_p > 0:
@@ -80,9 +83,10 @@ class BatchedCropAugmentation:
     def jitter(self, crops: torch.Tensor, uniforms: torch.Tensor,
                orders: torch.Tensor) -> torch.Tensor:
         """torchvision's ``ColorJitter`` with each crop's factors and order (``ColorJitter``)."""
-        low, high = self.jitter_low.to(crops.device), self.jitter_high.to(crops.device)
+        low, high = on_device(self.jitter_low, crops.device), on_device(self.jitter_high,
+                                                                        crops.device)
         factors = low + (high - low) * uniforms.to(torch.float32)
-        active = torch.tensor(self.color_jitter.active, device=crops.device)
+        active = on_device(self.jitter_active, crops.device)
         for step in range(4):
             op = orders[:, step]
             factor = torch.where(active[op], factors.gather(1, op[:, None])[:, 0], 1.0)

@@ -5,7 +5,7 @@ Paper Appendix A: the colour jitter includes "hue", which the authors' config co
 conversions on every one of the 2**24 colours with PIL-made lookup tables and OpenCV; this module
 runs the same tables and the same per-pixel logic as torch operations on uint8 ``(N, 3, H, W)``
 batches, on any device (``+config/pretrain/pirl/augmentation=on_device``). The tables move to a
-device once (``_device_tables``).
+device once (``_device_tables``; a copy every step would wait for the device).
 """
 from functools import lru_cache
 from typing import Tuple

@@ -17,9 +17,12 @@ import torch
 import torch.nn.functional as F
 
 from vissl_pirl_plugin.data.transforms.batched_hsv import hsv_to_rgb, rgb_to_hsv
+from vissl_pirl_plugin.data.transforms.device_constants import on_device
 
-LUMA_WEIGHTS = (19595, 38470, 7471)  # PIL's L24: (r, g, b) . weights + 0x8000 >> 16
-SMOOTH = torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13  # ImageFilter.SMOOTH
+# PIL's L24: (r, g, b) . weights + 0x8000 >> 16
+LUMA_WEIGHTS = torch.tensor([19595, 38470, 7471], dtype=torch.int32).reshape(1, 3, 1, 1)
+SMOOTH = (torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13).reshape(
+    1, 1, 3, 3)  # ImageFilter.SMOOTH
 LEVELS = torch.arange(256, dtype=torch.float64)
 
 
@@ -30,7 +33,7 @@ def _per_crop(values: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch
 
 def luma(crops: torch.Tensor) -> torch.Tensor:
     """``(N, 1, H, W)`` int32 ITU-R 601-2 luma, exactly PIL's ``convert("L")``."""
-    weights = torch.tensor(LUMA_WEIGHTS, dtype=torch.int32, device=crops.device).reshape(1, 3, 1, 1)
+    weights = on_device(LUMA_WEIGHTS, crops.device)
     return ((crops.to(torch.int32) * weights).sum(dim=1, keepdim=True) + 0x8000) >> 16
 
 
@@ -97,7 +100,7 @@ def sharpness(crops: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """``ImageEnhance.Sharpness``: blends the ``SMOOTH``-filtered crop (rounded; the border pixels
     kept, as PIL's 3 x 3 filter leaves them) with the crop; 0 = smooth, 1 = unchanged."""
     count, channels, height, width = crops.shape
-    kernel = SMOOTH.to(crops.device).reshape(1, 1, 3, 3)
+    kernel = on_device(SMOOTH, crops.device)
     planes = crops.reshape(count * channels, 1, height, width).to(torch.float32)
     smooth = torch.floor(F.conv2d(planes, kernel) + 0.5).reshape(count, channels, height - 2,
                                                                  width - 2)
@@ -116,7 +119,7 @@ def autocontrast(crops: torch.Tensor) -> torch.Tensor:
     level = high <= low  # nothing to stretch: the identity table
     scale = torch.where(level, 1.0, 255.0 / torch.where(level, 1.0, high - low))
     offset = torch.where(level, 0.0, -low * scale)
-    tables = (LEVELS.to(crops.device) * scale + offset).clamp_(0, 255).to(torch.uint8)
+    tables = (on_device(LEVELS, crops.device) * scale + offset).clamp_(0, 255).to(torch.uint8)
     return tables.gather(2, flat.to(torch.int64)).reshape(crops.shape)
 
 

@@ -24,6 +24,7 @@ import torch
 
 from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import BatchedCropAugmentation
 from vissl_pirl_plugin.data.transforms.batched_resized_crop import random_regions, resize_regions
+from vissl_pirl_plugin.data.transforms.device_constants import on_device
 from vissl_pirl_plugin.data.transforms.jigsaw import _cell_corners
 from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
 from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
@@ -85,12 +86,12 @@ class DevicePirlAugmentation:
         grid, patch = self.pretext.grid_size, self.pretext.patch_size
         count, device, num_patches = len(crop), crop.device, grid * grid
         cell = crop.shape[-1] // grid
-        offsets = _cell_corners(grid, cell).to(device) + torch.randint(
+        offsets = on_device(_cell_corners(grid, cell), device) + torch.randint(
             0, cell - patch, (count, num_patches, 2), generator=generator, device=device)
         if self.pretext.permutations is None:
             order = torch.rand(count, num_patches, generator=generator, device=device).argsort(1)
         else:
-            permutations = self.pretext.permutations.to(device)
+            permutations = on_device(self.pretext.permutations, device)
             order = permutations[torch.randint(len(permutations), (count,), generator=generator,
                                                device=device)]
         offsets = offsets.gather(1, order[:, :, None].expand(-1, -1, 2))
@@ -116,7 +117,7 @@ class DevicePirlAugmentation:
 
     def normalized(self, view: torch.Tensor) -> torch.Tensor:
         """float32 ``(x / 255 - mean) / std`` per channel, channels-last (``NormalizedFloat``)."""
-        shift = self.normalize.shift.to(view.device).reshape(1, 3, 1, 1)
-        scale = self.normalize.scale.to(view.device).reshape(1, 3, 1, 1)
+        shift = on_device(self.normalize.shift, view.device).reshape(1, 3, 1, 1)
+        scale = on_device(self.normalize.scale, view.device).reshape(1, 3, 1, 1)
         view = view.contiguous(memory_format=torch.channels_last)
         return (view.to(torch.float32) - shift).mul_(scale)
