@@ -97,3 +97,15 @@ def test_paper_config_trains_resumes_and_runs_the_linear_benchmark_on_cpu(tmp_pa
     assert trained["retraced"]  # on the CPU with 0 workers the resumed epoch is exact
     result = gpu_check.linear_iteration(CPU, tmp_path, trained["checkpoint"])
     assert result["iterations"] == 1
+
+
+@pytest.mark.slow
+def test_the_device_augmentation_check_measures_pil_differences_syncs_and_feeding():
+    """The kit's device_augmentation stage at small sizes on the CPU (no loader workers)."""
+    result = gpu_check.check_device_augmentation(CPU, batch=2, workers=0, steps=1, image_size=64,
+                                                 amp=None)
+    assert result["host_syncs"] == "none"
+    assert result["resize_max"] <= 1 and result["resize_mean"] < 0.1
+    assert all(result[f"{name}_max"] == 0 for name in gpu_check.PIL_OPS)  # PIL's output exactly
+    assert all(result[side]["samples_per_s"] > 0 for side in ("vissl", "ours", "ours_on_device"))
+    assert 0 < result["ours_on_device"]["augmentation_share_of_step"] < 1

@@ -6,7 +6,10 @@ import torch
 from PIL import Image, ImageEnhance, ImageOps
 
 from vissl_pirl_plugin.data.transforms import batched_photometric as batched
-from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import BatchedCropAugmentation
+from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import (
+    BatchedCropAugmentation,
+    _uniform_int as batched_uniform_int,
+)
 from vissl_pirl_plugin.data.transforms.crop_augmentation import (
     POSTERIZE_BITS,
     SOLARIZE_THRESHOLD,
@@ -77,10 +80,12 @@ def test_flip_matches_pil_per_crop(implementation):
     assert np.array_equal(out, expected)
 
 
-def test_integer_parameters_cover_vissls_closed_ranges_evenly():
+@pytest.mark.parametrize("uniform_int", [_uniform_int, lambda uniforms, bounds: batched_uniform_int(
+    torch.from_numpy(uniforms), bounds).numpy()], ids=["loader", "device"])
+def test_integer_parameters_cover_vissls_closed_ranges_evenly(uniform_int):
     uniforms = (np.arange(5 * 257) + 0.5) / (5 * 257)
     for bounds in (POSTERIZE_BITS, SOLARIZE_THRESHOLD):
-        values, counts = np.unique(_uniform_int(uniforms, bounds), return_counts=True)
+        values, counts = np.unique(uniform_int(uniforms, bounds), return_counts=True)
         assert values.tolist() == list(range(bounds[0], bounds[1] + 1))
         assert counts.min() == counts.max()
 
