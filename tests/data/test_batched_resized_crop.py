@@ -80,3 +80,17 @@ def test_a_region_comes_out_the_same_whatever_the_padding(region):
     padded[0, :, :300, :200] = image
     difference = (resize_regions(padded, torch.tensor([region]), 48).int() - alone.int()).abs()
     assert difference.max() <= 1 and (difference > 0).float().mean() < 0.01
+
+
+def test_the_resize_keeps_float32_under_autocast_and_a_lowered_matmul_precision():
+    image = torch.randint(0, 256, (1, 3, 120, 90), dtype=torch.uint8,
+                          generator=torch.Generator().manual_seed(3))
+    region = torch.tensor([[10, 5, 100, 80]])
+    exact = resize_regions(image, region, 64)
+    torch.set_float32_matmul_precision("medium")
+    try:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            assert torch.equal(resize_regions(image, region, 64), exact)
+        assert torch.get_float32_matmul_precision() == "medium"  # the caller's, restored
+    finally:
+        torch.set_float32_matmul_precision("highest")

@@ -9,7 +9,7 @@ operations run as torch operations on uint8 ``(N, 3, H, W)`` crops with per-crop
 
 PIL's arithmetic is followed where it is cheap to: luma is PIL's fixed-point ``L24`` (exact),
 blends are computed in float32 and truncated as ``Image.blend`` does, the 3 x 3 ``SMOOTH`` filter
-is rounded and keeps the border pixels, ``autocontrast`` builds PIL's 256-entry table per crop and
+is summed in integers, rounded and keeps the border pixels, ``autocontrast`` builds PIL's 256-entry table per crop and
 channel in float64, and the hue goes through PIL's own HSV (``batched_hsv.py``, exact). No
 operation reads a value back to the host, so none waits for the device.
 """
@@ -21,8 +21,6 @@ from vissl_pirl_plugin.data.transforms.device_constants import on_device
 
 # PIL's L24: (r, g, b) . weights + 0x8000 >> 16
 LUMA_WEIGHTS = torch.tensor([19595, 38470, 7471], dtype=torch.int32).reshape(1, 3, 1, 1)
-SMOOTH = (torch.tensor([[1.0, 1.0, 1.0], [1.0, 5.0, 1.0], [1.0, 1.0, 1.0]]) / 13).reshape(
-    1, 1, 3, 3)  # ImageFilter.SMOOTH
 LEVELS = torch.arange(256, dtype=torch.float64)
 
 
@@ -98,14 +96,16 @@ def solarize(crops: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
 
 def sharpness(crops: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """``ImageEnhance.Sharpness``: blends the ``SMOOTH``-filtered crop (rounded; the border pixels
-    kept, as PIL's 3 x 3 filter leaves them) with the crop; 0 = smooth, 1 = unchanged."""
-    count, channels, height, width = crops.shape
-    kernel = on_device(SMOOTH, crops.device)
-    planes = crops.reshape(count * channels, 1, height, width).to(torch.float32)
-    smooth = torch.floor(F.conv2d(planes, kernel) + 0.5).reshape(count, channels, height - 2,
-                                                                 width - 2)
+    kept, as PIL's 3 x 3 filter leaves them) with the crop; 0 = smooth, 1 = unchanged. The filter
+    is summed in integers and divided by 13 once (exact: no convolution, so no TF32 on a GPU)."""
+    pixels = crops.to(torch.int32)
+    height, width = crops.shape[-2:]
+    total = 4 * pixels[:, :, 1:-1, 1:-1]  # the centre's weight 5 = 4 + its own 1 below
+    for dy in range(3):
+        for dx in range(3):
+            total = total + pixels[:, :, dy:dy + height - 2, dx:dx + width - 2]
     degenerate = crops.to(torch.float32)  # border pixels: the crop's own
-    degenerate[:, :, 1:-1, 1:-1] = smooth
+    degenerate[:, :, 1:-1, 1:-1] = torch.floor(total.to(torch.float32) / 13 + 0.5)
     return blend(crops, degenerate, factors)
 
 
@@ -126,7 +126,7 @@ def autocontrast(crops: torch.Tensor) -> torch.Tensor:
 def gaussian_blur(crops: torch.Tensor, sigmas: torch.Tensor, kernel_size: int) -> torch.Tensor:
     """A Gaussian blur of ``kernel_size`` taps and a sigma per crop, reflected at the borders and
     rounded (as ``cv2.GaussianBlur`` does for the loader workers): VISSL's ``ImgPilGaussianBlur``
-    option."""
+    option. Its convolutions run without TF32 on a GPU."""
     count, channels, height, width = crops.shape
     taps = torch.arange(kernel_size, device=crops.device, dtype=torch.float32) - kernel_size // 2
     weights = torch.exp(-(taps ** 2) / (2 * sigmas.to(torch.float32).reshape(-1, 1) ** 2))
@@ -134,6 +134,9 @@ def gaussian_blur(crops: torch.Tensor, sigmas: torch.Tensor, kernel_size: int) -
     pad = kernel_size // 2
     planes = crops.reshape(1, count * channels, height, width).to(torch.float32)
     planes = F.pad(planes, (pad, pad, pad, pad), mode="reflect")
-    planes = F.conv2d(planes, weights.reshape(-1, 1, 1, kernel_size), groups=count * channels)
-    planes = F.conv2d(planes, weights.reshape(-1, 1, kernel_size, 1), groups=count * channels)
+    cudnn = torch.backends.cudnn
+    with cudnn.flags(enabled=cudnn.enabled, benchmark=cudnn.benchmark,
+                     deterministic=cudnn.deterministic, allow_tf32=False):
+        planes = F.conv2d(planes, weights.reshape(-1, 1, 1, kernel_size), groups=count * channels)
+        planes = F.conv2d(planes, weights.reshape(-1, 1, kernel_size, 1), groups=count * channels)
     return torch.floor(planes + 0.5).clamp_(0, 255).to(torch.uint8).reshape(crops.shape)

@@ -18,8 +18,9 @@ of different sizes, zero-padded into one uint8 ``(N, 3, H, W)`` canvas with thei
 
 Neither reads a value back to the host: the regions stay tensors on the device.
 """
+import contextlib
 import math
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import torch
 
@@ -79,14 +80,27 @@ def resampling_weights(starts: torch.Tensor, lengths: torch.Tensor, in_size: int
     return (weights / weights.sum(dim=2, keepdim=True)).to(torch.float32)
 
 
+@contextlib.contextmanager
+def full_precision(device: torch.device) -> Iterator[None]:
+    """float32 matrix products as float32: no autocast, no TF32 (10-bit mantissas would move
+    pixel values by up to a grey level), whatever the caller has set."""
+    precision = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.autocast(device.type, enabled=False):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(precision)
+
+
 def resize_regions(canvas: torch.Tensor, regions: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 ``(N, 3, size, size)``: the ``regions`` ``(N, 4)`` of the uint8 ``(N, 3, H, W)``
     canvas, each resized by PIL's bilinear resize."""
     top, left, height, width = regions.unbind(1)
     rows = resampling_weights(top, height, canvas.shape[-2], size)
     columns = resampling_weights(left, width, canvas.shape[-1], size)
-    pixels = canvas.to(torch.float32)
-    horizontal = torch.einsum("nchw,nsw->nchs", pixels, columns)
-    horizontal = torch.floor(horizontal + 0.5).clamp_(0, 255)  # PIL's uint8 intermediate image
-    resized = torch.einsum("nrh,nchs->ncrs", rows, horizontal)
+    with full_precision(canvas.device):
+        horizontal = torch.einsum("nchw,nsw->nchs", canvas.to(torch.float32), columns)
+        horizontal = torch.floor(horizontal + 0.5).clamp_(0, 255)  # PIL's uint8 intermediate image
+        resized = torch.einsum("nrh,nchs->ncrs", rows, horizontal)
     return torch.floor(resized + 0.5).clamp_(0, 255).to(torch.uint8)
