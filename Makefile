@@ -16,7 +16,7 @@ STAMP := $(VENV)/.vissl-pirl-installed
 DEMO_DATA := data/demo/.complete-v1-72
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: install demo test test-fast test-second-python _second-venv bench quality-guard gpu-check \
+.PHONY: install demo test test-fast test-second-python _second-venv bench compare quality-guard gpu-check \
 	gpu-wheels gpu-sim-check clean
 
 install: $(STAMP) $(DEMO_DATA)
@@ -73,6 +73,10 @@ bench: install
 
 quality-guard: install
 	$(PY) benchmarks/quality_guard.py
+
+# the paper's comparison in miniature (docs/performance.md); COMPARE_ARGS e.g. "--seeds 0 1 2 3 4"
+compare: install
+	$(PY) benchmarks/compare_methods.py $(COMPARE_ARGS)
 
 # on a CUDA machine with this project's .venv: the whole kit (docs/performance.md, "GPU check kit")
 GPU_KIT_OUT ?= gpu-kit-out

@@ -93,18 +93,22 @@ def identity_accuracy(features: np.ndarray, views: int) -> float:
 
 def run_probes(config: AttrDict, checkpoint: Optional[Path], images: Path,
                probes: Sequence[str] = PROBES, stages: Sequence[str] = STAGES,
-               views: int = 3, seed: int = 0) -> Dict[str, Dict[str, float]]:
-    """``{probe: {stage: accuracy}}`` for the checkpoint (random init when None)."""
+               views: int = 3, seed: int = 0,
+               view_config: Optional[AttrDict] = None) -> Dict[str, Dict[str, float]]:
+    """``{probe: {stage: accuracy}}`` for the checkpoint (random init when None). The views
+    (crop size, identity augmentation) are ``view_config``'s PIRL transform's when given (to
+    probe models trained with other transforms alike), else the run's own."""
     unknown = sorted(set(probes) - set(PROBES))
     if unknown:
         raise InvalidInputError(f"Unknown probe(s) {unknown}; choose from {list(PROBES)}.")
     trunk = load_model(config, checkpoint, seed=seed).trunk
+    view_config = view_config or config
     photos, targets = read_image_folder(images)
     labels = np.array(targets)
     name = checkpoint.name if checkpoint else "random init"
     results: Dict[str, Dict[str, float]] = {}
     if "category" in probes:
-        crop = int(config.DATA.TRAIN.TRANSFORMS[0].get("image_crop_size", 224))
+        crop = int(view_config.DATA.TRAIN.TRANSFORMS[0].get("image_crop_size", 224))
         view = centre_crop(crop, crop, IMAGENET_MEAN, IMAGENET_STD)
         features = extract_features(trunk, photos, view, stages, f"category probe features ({name})")
         results["category"] = {stage: probe_accuracy(features[stage], labels, seed=seed)
@@ -113,7 +117,7 @@ def run_probes(config: AttrDict, checkpoint: Optional[Path], images: Path,
         random.seed(seed)
         np.random.seed(seed)
         torch.manual_seed(seed)
-        view = pirl_image_view(config)
+        view = pirl_image_view(view_config)
         repeated = [photo for photo in photos for _ in range(2 * views)]
         features = extract_features(trunk, repeated, view, stages,
                                     f"identity probe features ({name})")
