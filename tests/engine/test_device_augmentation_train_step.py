@@ -20,7 +20,7 @@ def fake_task(transforms, batches, iteration=0):
     config = {"SEED_VALUE": 0, "DATA": {"TRAIN": {"TRANSFORMS": transforms,
                                                   "COLLATE_FUNCTION_PARAMS": {}}}}
     return SimpleNamespace(config=config, device=torch.device("cpu"), iteration=iteration,
-                           data_iterator=batches)
+                           data_iterator=batches, train=True)
 
 
 def canvases(count: int = 2):
@@ -57,3 +57,13 @@ def test_a_loader_side_transform_is_refused_with_the_fix():
     with pytest.raises(ValueError, match=r"does not hand it the images: use "
                                          r"\+config/pretrain/pirl/augmentation=on_device"):
         DeviceAugmentedBatches(fake_task([dict(TRANSFORM, on_device=False)], []), iter([]))
+
+
+def test_a_test_phases_loader_side_batches_pass_through_and_a_training_one_is_refused():
+    ready = {"images": [torch.zeros(1, 3, 8, 8)], "label": [torch.zeros(1)]}
+    task = fake_task([TRANSFORM], [ready])
+    task.train = False
+    assert next(DeviceAugmentedBatches(task, iter([ready]))) == ready
+    task.train = True
+    with pytest.raises(ValueError, match="expects batches of uint8 pixels from pirl_collator"):
+        next(DeviceAugmentedBatches(task, iter([ready])))

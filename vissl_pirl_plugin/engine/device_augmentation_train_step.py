@@ -72,6 +72,8 @@ class DeviceAugmentedBatches:
     def __next__(self) -> Dict[str, Any]:
         batch = dict(next(self.batches))
         if "pixels" not in batch:
+            if not self.task.train:  # a test phase's transforms run in its loader workers
+                return batch
             raise ValueError(
                 f"{TRAIN_STEP_NAME} expects batches of uint8 pixels from pirl_collator: set "
                 "DATA.TRAIN.COLLATE_FUNCTION=pirl_collator and on_device: true on the first "
