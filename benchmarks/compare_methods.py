@@ -258,6 +258,27 @@ def summarize(runs: Dict[str, Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str,
     return summary
 
 
+TABLE_ROWS = (("knn_top1", "kNN top-1, 35 held-out photographs (res5)"),
+              *((f"{probe}_{stage}", f"{probe} probe, {stage}") for probe in PROBES
+                for stage in STAGES),
+              ("invariance_trunk", "invariance, res5 of v_I against v_It's patches (l2)"),
+              ("invariance_heads", "invariance, f(v_I) against g(v_It) (l2, Fig. 4)"),
+              ("final_loss", "loss, last epoch"))
+
+
+def markdown_table(summary: Dict[str, Dict[str, Dict[str, float]]]) -> str:
+    """Mean and [min, max] over the seeds, a row per measurement, a column per method."""
+    methods = list(summary)
+    lines = ["| measurement | " + " | ".join(methods) + " |",
+             "|---|" + "---|" * len(methods)]
+    for key, label in TABLE_ROWS:
+        cells = [(f"{summary[m][key]['mean']:.3f} [{summary[m][key]['min']:.3f}, "
+                  f"{summary[m][key]['max']:.3f}]") if key in summary[m] else "—"
+                 for m in methods]
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot_by_stage(summary: Dict[str, Dict[str, Dict[str, float]]], out: Path,
                   seeds: Sequence[int]) -> Path:
     """The paper's Fig. 5 in miniature: each probe's accuracy by stage, a line per method with
@@ -335,6 +356,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                "extra_overrides": extra, "transforms": args.transforms,
                "runs": runs, "summary": summary, "seconds": round(time.time() - started, 1)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
+    print(markdown_table(summary))
     print(f"Results: {out / 'results.json'}\nFigure: {figure}")
     return results
 

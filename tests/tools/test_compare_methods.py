@@ -31,6 +31,10 @@ def test_the_summary_is_the_mean_and_range_over_the_seeds_and_the_figure_is_draw
     assert set(summary["random"]) == {"knn_top1", "invariance_trunk", "final_loss",
                                       *(f"{p}_{s}" for p in ("category", "identity")
                                         for s in ("res3", "res4", "res5"))}
+    table = compare_methods.markdown_table(summary).splitlines()
+    assert table[0] == "| measurement | pirl | random |"
+    assert "| category probe, res5 | 0.750 [0.700, 0.800] | 0.600 [0.600, 0.600] |" in table
+    assert "| invariance, f(v_I) against g(v_It) (l2, Fig. 4) | — | — |" in table
     png = compare_methods.plot_by_stage(summary, tmp_path / "fig.png", [0, 1])
     with Image.open(png) as image:
         assert image.size[0] > 100
