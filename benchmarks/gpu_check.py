@@ -36,10 +36,12 @@ prints why it skips and exits 0):
 5. ``device_augmentation`` (issue 19, ``augmentation=on_device``): on ImageNet-size JPEGs
    (``run_benchmarks.imagenet_size_jpegs``), the batched augmentation on the device against
    PIL (resized crops: mean, 99th percentile and largest difference; each photometric op's
-   largest difference), under the host-sync check; its time for a batch of 32 and its share of
-   a training step of ours at the paper's sizes under fp16 autocast; and end-to-end samples/s
-   with 8 loader workers (decode, augment, collate, copy, forward, loss, backward, SGD step,
-   bank update) of VISSL's built-in PIRL, ours on the CPU and ours with ``on_device``.
+   largest difference), under the host-sync check; its time for a batch of 32 (of 500 x 375
+   images: a batch mixing portrait and landscape pads to 500 x 500, a third more pixels); and
+   end-to-end samples/s with 8 loader workers (decode, augment, collate, copy, forward, loss,
+   backward, SGD step, bank update; 40 steps timed after the workers' first batches are
+   consumed, prefetch 1) of VISSL's built-in PIRL, ours on the CPU and ours with
+   ``on_device``, with the augmentation's share of the step.
 
 Prints a table and writes every measurement as JSON.
 """
@@ -270,6 +272,12 @@ class JpegSamples(torch.utils.data.Dataset):
                                "label": [index], "data_valid": [1], "data_idx": [index]})
 
 
+def feed_warm_up(workers: int) -> int:
+    """Steps before timing: cuDNN's first two, and the ``workers`` batches (one each, prefetch
+    1) the workers make while the model is built, so that the timed steps wait on the feed."""
+    return 2 + workers
+
+
 def feed_throughput(device: torch.device, side: str, paths: List[Path], batch: int,
                     workers: int, image_size: int, amp: Optional[str]) -> dict:
     """End-to-end samples/s of ``side`` ("vissl", "ours", "ours_on_device") fed by ``workers``
@@ -288,11 +296,13 @@ def feed_throughput(device: torch.device, side: str, paths: List[Path], batch: i
     loader = torch.utils.data.DataLoader(
         JpegSamples(paths, parts.transform), batch_size=batch, num_workers=workers,
         collate_fn=parts.collate, pin_memory=device.type == "cuda", drop_last=True,
-        multiprocessing_context="fork" if workers else None)
+        multiprocessing_context="fork" if workers else None,
+        prefetch_factor=1 if workers else None)
     generator = torch.Generator(device=device).manual_seed(0)
+    warm_up = feed_warm_up(workers)
     augment_seconds, steps, start = 0.0, 0, None
     for data in loader:
-        if steps == 2:  # the first two steps warm up (workers, cuDNN)
+        if steps == warm_up:  # the batches the workers made before the first step, consumed
             start, augment_seconds = time.perf_counter(), 0.0
         if augmentation is None:
             inputs = {key: data[key][0].to(device, non_blocking=True)
@@ -306,7 +316,7 @@ def feed_throughput(device: torch.device, side: str, paths: List[Path], batch: i
             augment_seconds += time.perf_counter() - began
         train_once(parts, inputs, data["label"][0].to(device), AMP_DTYPES.get(amp))
         steps += 1
-    timed = (steps - 2) * batch
+    timed = (steps - warm_up) * batch
     seconds = time.perf_counter() - start
     result = {"samples_per_s": timed / seconds}
     if augmentation is not None:
@@ -315,7 +325,7 @@ def feed_throughput(device: torch.device, side: str, paths: List[Path], batch: i
 
 
 def check_device_augmentation(device: torch.device, batch: int = BATCH, workers: int = 8,
-                              steps: int = 12, image_size: int = 224,
+                              steps: int = 40, image_size: int = 224,
                               amp: Optional[str] = "fp16") -> dict:
     """Issue 19's numbers on ``device``: against PIL, host syncs, time and share, feeding."""
     files = imagenet_size_jpegs()
@@ -342,7 +352,7 @@ def check_device_augmentation(device: torch.device, batch: int = BATCH, workers:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
     result["augmentation_ms_batch"] = 1000 * median_seconds(augment, 5)
-    paths = [files[i % len(files)] for i in range(batch * (steps + 2))]
+    paths = [files[i % len(files)] for i in range(batch * (steps + feed_warm_up(workers)))]
     for side in ("vissl", "ours", "ours_on_device"):
         result[side] = feed_throughput(device, side, paths, batch, workers, image_size, amp)
         if device.type == "cuda":

@@ -50,7 +50,8 @@ def test_each_op_matches_torchvisions_op_on_pil_images(implementation, op, refer
     op = DEVICE_OPS[op] if implementation == "device" else op
     expected = np.stack([np.array(reference(Image.fromarray(crop), factor))
                          for crop, factor in zip(CROPS, factors)]).astype(int)
-    assert np.abs(op(CROPS, np.array(factors)).astype(int) - expected).max() <= 1
+    tolerance = 0 if implementation == "device" else 1  # the device's ops are PIL's exactly
+    assert np.abs(op(CROPS, np.array(factors)).astype(int) - expected).max() <= tolerance
 
 
 @pytest.mark.parametrize("implementation", ["loader", "device"])
@@ -129,5 +130,5 @@ def test_blends_truncate_as_pil_does(op, enhance):
     expected = np.stack([np.asarray(enhance(Image.fromarray(crop), float(factor)))
                          for crop, factor in zip(crops, factors)]).astype(int)
     difference = op(crops, factors).astype(int) - expected
-    assert np.abs(difference).max() <= 1
+    assert np.abs(difference).max() <= (0 if op.__name__.startswith("batched_") else 1)
     assert abs(difference.mean()) < 0.02

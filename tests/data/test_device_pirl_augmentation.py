@@ -54,9 +54,7 @@ def test_the_views_have_the_collators_keys_shapes_and_memory_format():
 def test_patches_are_windows_of_the_jigsaw_crop_at_vissls_offsets_in_a_random_order():
     """A 255-px image with a full-image jigsaw crop: every patch is the image's window at its
     cell's corner plus 0-20 px, the nine from nine cells, in a permuted order."""
-    rows, columns = np.meshgrid(np.arange(255), np.arange(255), indexing="ij")
-    noise = np.random.default_rng(0).integers(0, 256, (255, 255))
-    image = np.stack([rows, columns, noise], axis=-1).astype(np.uint8)  # a pixel says where it is
+    image = position_coded_image()
     transform = ImgPilToPirlJigsaw(on_device=True, jigsaw_crop_scale=(1.0, 1.0), **OFF,
                                    **IDENTITY)
     patches = device_views(transform, [Image.fromarray(image)] * 40)["patches"]
@@ -75,10 +73,27 @@ def test_patches_are_windows_of_the_jigsaw_crop_at_vissls_offsets_in_a_random_or
     assert len(orders) == 40
 
 
-def test_a_fixed_permutation_set_is_drawn_from():
-    transform = ImgPilToPirlJigsaw(on_device=True, num_permutations=3, **OFF)
-    augmentation = DevicePirlAugmentation(transform)
-    assert augmentation.pretext.permutations.shape == (3, 9)
+def position_coded_image() -> np.ndarray:
+    """255 x 255 pixels whose red and green values are their row and column."""
+    rows, columns = np.meshgrid(np.arange(255), np.arange(255), indexing="ij")
+    noise = np.random.default_rng(0).integers(0, 256, (255, 255))
+    return np.stack([rows, columns, noise], axis=-1).astype(np.uint8)
+
+
+def patch_cells(transform, count: int) -> list:
+    """The cell (0-8, row by row) each patch of ``count`` samples was cut from."""
+    patches = device_views(transform, [Image.fromarray(position_coded_image())] * count)["patches"]
+    corners = patches.round().to(torch.uint8)[:, :2, 0, 0].reshape(count, 9, 2).long()
+    return (corners[..., 0] // 85 * 3 + corners[..., 1] // 85).tolist()
+
+
+def test_a_fixed_permutation_set_is_drawn_from_evenly():
+    transform = ImgPilToPirlJigsaw(on_device=True, num_permutations=3, jigsaw_crop_scale=(1, 1),
+                                   **OFF, **IDENTITY)
+    allowed = {tuple(order) for order in DevicePirlAugmentation(transform).pretext
+               .permutations.tolist()}
+    orders = [tuple(cells) for cells in patch_cells(transform, 60)]
+    assert set(orders) == allowed  # only the set's 3 orders, and each of them
 
 
 def test_rotations_are_quarter_turns_of_the_crop_each_drawn_uniformly():
@@ -132,6 +147,14 @@ def test_the_views_are_distributed_as_the_loader_sides():
         assert abs(grey.mean() - grey_l.mean()) < 0.04
 
 
+def test_an_unbounded_image_side_is_refused_on_the_device():
+    with pytest.raises(ValueError, match=r"max_image_side=None.*Use max_image_side <= 2048"):
+        ImgPilToPirlJigsaw(on_device=True, max_image_side=None)
+    with pytest.raises(ValueError, match=r"max_image_side=4096"):
+        ImgPilToPirlJigsaw(on_device=True, max_image_side=4096)
+    assert ImgPilToPirlJigsaw(max_image_side=None).max_image_side is None  # loader side: unused
+
+
 def test_pretexts_without_a_batched_version_are_refused_with_the_fix():
     with pytest.raises(ValueError, match="RotationJigsawPretext has no batched version.*Drop "
                                          "on_device"):
@@ -143,8 +166,7 @@ def test_the_workers_hand_over_capped_uint8_pixels():
     wide = transform(Image.new("RGB", (300, 150), (10, 20, 30)))
     assert wide.dtype == torch.uint8 and wide.shape == (3, 50, 100)
     assert transform(Image.new("L", (40, 30), 7)).shape == (3, 30, 40)  # any mode, kept
-    uncapped = ImgPilToPirlJigsaw(on_device=True, max_image_side=None)
-    assert uncapped(Image.new("RGB", (900, 20))).shape == (3, 20, 900)
+    assert transform(Image.new("RGB", (90, 20))).shape == (3, 20, 90)  # small: kept
     with pytest.raises(ValueError, match="max_image_side=0 must be a positive"):
         ImgPilToPirlJigsaw(on_device=True, max_image_side=0)
 

@@ -38,8 +38,7 @@ def capped(pixels: torch.Tensor, max_side: Optional[int]) -> torch.Tensor:
         return pixels
     factor = max_side / max(height, width)
     size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    image = Image.fromarray(pixels.permute(1, 2, 0).numpy()).resize(size, Image.BILINEAR,
-                                                                     reducing_gap=3.0)
+    image = Image.fromarray(pixels.permute(1, 2, 0).numpy()).resize(size, Image.BILINEAR)
     return torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1)
 
 

@@ -45,8 +45,11 @@ def device_augmentation(config: Dict[str, Any]) -> DevicePirlAugmentation:
         raise ValueError(
             f"TRAINER.TRAIN_STEP_NAME={TRAIN_STEP_NAME} augments on the training device, but "
             f"DATA.TRAIN.TRANSFORMS[0] ({params['name']}) does not hand it the images: use "
-            "+config/pretrain/pirl/augmentation=on_device (ImgPilToPirlJigsaw or ImgPilToPirlPair "
-            "with on_device: true), or TRAINER.TRAIN_STEP_NAME=standard_train_step.")
+            "+config/pretrain/pirl/augmentation=on_device with the plugin's launcher "
+            "(tools/run_distributed_engines.py of vissl-pirl, vissl-pirl-train), which turns "
+            "on_device on; with VISSL's own launcher also add "
+            "+config.DATA.TRAIN.TRANSFORMS.0.on_device=true. Or set "
+            "TRAINER.TRAIN_STEP_NAME=standard_train_step.")
     keys = train.get("COLLATE_FUNCTION_PARAMS", {})
     return DevicePirlAugmentation(transform_class.from_config(params),
                                   image_key=keys.get("image_key", "images"),
@@ -55,12 +58,15 @@ def device_augmentation(config: Dict[str, Any]) -> DevicePirlAugmentation:
 
 class DeviceAugmentedBatches:
     """The epoch's batches of uint8 canvases -> ``pirl_collator``'s batches, made on
-    ``task.device``."""
+    ``task.device``. The augmentation and its generator are built once per task (their
+    constants reach the device once), not once per epoch."""
 
     def __init__(self, task, batches: Iterator[Dict[str, Any]]) -> None:
         self.task, self.batches = task, batches
-        self.augmentation = device_augmentation(task.config)
-        self.generator = torch.Generator(device=task.device)
+        if not hasattr(task, "pirl_device_augmentation"):
+            task.pirl_device_augmentation = (device_augmentation(task.config),
+                                             torch.Generator(device=task.device))
+        self.augmentation, self.generator = task.pirl_device_augmentation
         self.seed, self.rank = int(task.config["SEED_VALUE"]), get_rank()
 
     def __iter__(self) -> "DeviceAugmentedBatches":
@@ -81,6 +87,9 @@ class DeviceAugmentedBatches:
         device = self.task.device
         canvas = batch.pop("pixels")[0].to(device, non_blocking=True)
         sizes = batch.pop("pixel_sizes")[0].to(device, non_blocking=True)
+        if device.type == "cuda":  # VISSL's async copy allocated them on its side stream
+            canvas.record_stream(torch.cuda.current_stream(device))
+            sizes.record_stream(torch.cuda.current_stream(device))
         self.generator.manual_seed(step_seed(self.seed, self.rank, self.task.iteration))
         views = self.augmentation(canvas, sizes, self.generator)
         return {**{key: [view] for key, view in views.items()}, **batch}

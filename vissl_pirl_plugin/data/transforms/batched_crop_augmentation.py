@@ -53,8 +53,8 @@ class BatchedCropAugmentation:
         self.jitter_p, self.photometric_p = recipe.jitter_p, recipe.photometric_p
         self.grayscale_p, self.blur_p = recipe.grayscale_p, recipe.blur_p
         self.flip_p, self.blur_sigma = recipe.flip_p, recipe.blur_sigma
-        self.jitter_low = torch.from_numpy(self.color_jitter.low)
-        self.jitter_high = torch.from_numpy(self.color_jitter.high)
+        self.jitter_low = torch.from_numpy(self.color_jitter.low).double()
+        self.jitter_high = torch.from_numpy(self.color_jitter.high).double()
         self.jitter_active = torch.tensor(self.color_jitter.active)
         self.rates = torch.tensor([self.jitter_p, self.photometric_p, self.grayscale_p,
                                    self.blur_p, self.flip_p], dtype=torch.float64)
@@ -85,7 +85,7 @@ class BatchedCropAugmentation:
         """torchvision's ``ColorJitter`` with each crop's factors and order (``ColorJitter``)."""
         low, high = on_device(self.jitter_low, crops.device), on_device(self.jitter_high,
                                                                         crops.device)
-        factors = low + (high - low) * uniforms.to(torch.float32)
+        factors = low + (high - low) * uniforms  # float64, as ColorJitter's (PIL's alpha: float32)
         active = on_device(self.jitter_active, crops.device)
         for step in range(4):
             op = orders[:, step]

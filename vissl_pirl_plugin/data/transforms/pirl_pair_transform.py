@@ -14,8 +14,8 @@ hue 0.2 are those of the authors' released config.
 
 ``on_device: true`` (set by ``+config/pretrain/pirl/augmentation=on_device``) splits the
 transform: in the loader workers it only returns the image's uint8 pixels, their longer side
-capped at ``max_image_side`` (512 by default: a bilinear, antialiased shrink of larger images,
-which bounds the batch's canvas on the device; ``null``: no cap), and the
+capped at ``max_image_side`` (512 by default, at most 2048: a bilinear, antialiased shrink of
+larger images, which bounds the batch's canvas on the device), and the
 train step ``pirl_device_augmentation_train_step`` makes ``[I, I^t]`` for the whole batch on the
 training device with these same arguments (``device_pirl_augmentation.py``).
 """
@@ -33,6 +33,7 @@ from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext
 from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
 
+MAX_DEVICE_SIDE = 2048  # bounds the device path's canvas: 32 x 2048 x 2048 x 3 bytes
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -52,6 +53,12 @@ class ImgPilToPirlPair(ClassyTransform):
         if max_image_side is not None and int(max_image_side) < 1:
             raise ValueError(f"max_image_side={max_image_side} must be a positive number of "
                              "pixels, or null for no cap.")
+        if on_device and (max_image_side is None or int(max_image_side) > MAX_DEVICE_SIDE):
+            raise ValueError(
+                f"on_device with max_image_side={max_image_side}: the batch's canvas and its "
+                "resize matrices grow with the largest image (one 4000 x 3000 photograph makes a "
+                f"batch of 32 need about 14 GB on the GPU). Use max_image_side <= {MAX_DEVICE_SIDE}"
+                " (512 by default).")
         self.crop = RandomResizedCrop(image_crop_size, image_crop_scale)
         self.augment = CropAugmentation(**augmentation)
         self.pretext = None if pretext is None else build_pretext(pretext)
