@@ -10,8 +10,8 @@ width 32), image size, batch, epochs, optimizer and schedule (``METHODS``):
 
 1. ``pirl``: ours, ``config=pretrain/pirl/pirl_jigsaw_cpu_demo`` as it is;
 2. ``vissl_pirl``: VISSL 0.1.6's built-in PIRL, its ``nce_loss_with_memory``, transform chain
-   (``ImgPilToPatchesAndImage`` and the authors' photometric ops), ``patch_and_image_collator``
-   and heads, at the demo's sizes;
+   (``ImgPilToPatchesAndImage``, ``ColorJitter``, flips: the demo's recipe, ``VISSL_PIRL_TRANSFORMS``),
+   ``patch_and_image_collator`` and heads, at the demo's sizes;
 3. ``npid_plusplus``: ours with lambda = 0 (paper §4: NPID is PIRL at lambda = 0, NPID++ its
    version with more negatives and epochs), the same negatives and epochs as ``pirl`` (its
    unused jigsaw head is computed, and gets no gradient);
@@ -79,12 +79,14 @@ HOLDOUT_EVERY = 5
 PIRL_METHODS = ("pirl", "vissl_pirl")
 
 
-VISSL_PIRL_TRANSFORMS = (  # VISSL 0.1.6's PIRL chain; 117-px jigsaw crops: its patches are
-    # a 39-px cell less its fixed jitter of 21, so 18 px as the demo's (img_pil_to_patches_and_image)
+VISSL_PIRL_TRANSFORMS = (  # VISSL 0.1.6's PIRL chain with the demo's recipe (its PIL photometric
+    # ops and grayscale left out, as the demo config leaves them out); 117-px jigsaw crops: its
+    # patches are a 39-px cell less its fixed jitter of 21, so 18 px as the demo's
+    # (img_pil_to_patches_and_image.py)
     "[{name:ImgPilToPatchesAndImage,crop_scale_image:[0.08,1.0],crop_size_image:64,"
     "crop_scale_patches:[0.6,1.0],crop_size_patches:117,num_patches:9},"
     "{name:ColorJitter,brightness:0.4,contrast:0.4,saturation:0.4,hue:0.2},"
-    "{name:ImgPilRandomPhotometric},{name:RandomGrayscale,p:0.2},{name:RandomHorizontalFlip},"
+    "{name:RandomHorizontalFlip},"
     "{name:ToTensor},{name:Normalize,mean:[0.485,0.456,0.406],std:[0.229,0.224,0.225]}]")
 
 
