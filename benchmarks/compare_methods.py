@@ -288,16 +288,16 @@ def plot_by_stage(summary: Dict[str, Dict[str, Dict[str, float]]], out: Path,
     figure, axes = new_axes()
     positions = np.arange(len(STAGES))
     for probe, style in zip(PROBES, ("-", "--")):
-        for method, metrics in summary.items():
+        for index, (method, metrics) in enumerate(summary.items()):
             keys = [f"{probe}_{stage}" for stage in STAGES]
             mean = [metrics[key]["mean"] for key in keys]
-            line, = axes.plot(positions, mean, style, marker="o", label=f"{method}, {probe}")
+            colour = f"C{index}"  # one colour per method, a line style per probe
+            axes.plot(positions, mean, style, marker="o", color=colour, label=f"{method}, {probe}")
             axes.fill_between(positions, [metrics[key]["min"] for key in keys],
-                              [metrics[key]["max"] for key in keys], alpha=0.15,
-                              color=line.get_color())
+                              [metrics[key]["max"] for key in keys], alpha=0.15, color=colour)
     axes.set_xticks(positions, STAGES)
     axes.set_xlabel("trunk stage")
-    axes.set_ylabel("linear probe accuracy")
+    axes.set_ylabel("linear probe accuracy (solid: category, dashed: identity)")
     return save_png(figure, axes, f"probes by stage, seeds {list(seeds)} (mean, range shaded)",
                     out)
 
