@@ -197,3 +197,18 @@ def test_the_augmentation_never_reads_a_value_back_to_the_host(pretext):
     with HostReadDetector() as detector:
         augmentation(batch["pixels"][0], batch["pixel_sizes"][0], generator)
     assert detector.reads == []
+
+
+@pytest.mark.parametrize("pretext", [None, {"name": "rotation"}, {"name": "jigsaw",
+                                                                   "num_permutations": 10}],
+                         ids=["jigsaw", "rotation", "jigsaw-fixed-set"])
+def test_building_the_augmentation_leaves_the_global_rng_alone(pretext):
+    """The train step builds it at the first step of the first epoch a process runs: a draw
+    from the global RNG there made a resumed run draw other negatives than the uninterrupted
+    one (seen in tests/test_reliability.py)."""
+    torch.manual_seed(5)
+    before = torch.get_rng_state()
+    transform = (ImgPilToPirlJigsaw(on_device=True) if pretext is None else
+                 ImgPilToPirlPair(pretext=pretext, on_device=True))
+    DevicePirlAugmentation(transform)
+    assert torch.equal(torch.get_rng_state(), before)

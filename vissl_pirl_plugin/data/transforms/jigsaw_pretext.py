@@ -28,7 +28,9 @@ class JigsawPretext:
                  grid_size: int = 3, patch_size: int = 64, num_permutations: Optional[int] = None,
                  permutation_seed: int = 0, permutation_selection: str = "maxhamming",
                  **augmentation: Any) -> None:
-        jigsaw_patch_offsets(crop_size, grid_size, patch_size)  # validates the geometry
+        # validates the geometry, drawing from a generator of its own: building the transform
+        # (in the training process too, with on_device) must not move the global RNG
+        jigsaw_patch_offsets(crop_size, grid_size, patch_size, generator=torch.Generator())
         self.grid_size = grid_size
         self.patch_size = patch_size
         self.crop = RandomResizedCrop(crop_size, crop_scale)
