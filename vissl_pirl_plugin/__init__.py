@@ -11,8 +11,8 @@ Importing the package registers its components in VISSL's registries:
 * ``engine/``: train step ``pirl_device_augmentation_train_step`` (the augmentation on the
   training device, ``+config/pretrain/pirl/augmentation=on_device``).
 
-``hooks/`` (added by ``pirl_hook_generator``), ``engine/`` (the launcher) and ``tools/`` (what
-users run) are imported where they are used. ``vissl_compat`` patches VISSL for today's stack
+``hooks/`` (added by ``pirl_hook_generator``), the rest of ``engine/`` (the launcher) and
+``tools/`` (what users run) are imported where they are used. ``vissl_compat`` patches VISSL for today's stack
 (Python 3.12+, numpy 2, setuptools 81+) first, before any VISSL module is imported, after
 ``third_party_warnings`` has quieted the third-party warnings a user cannot act on.
 """

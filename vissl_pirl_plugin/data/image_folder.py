@@ -37,7 +37,7 @@ def top_level(directory: str) -> Tuple[int, bool]:
         for entry in entries:
             if entry.is_dir():
                 has_sub_folders = True
-            elif has_file_allowed_extension(entry.name, IMG_EXTENSIONS):
+            elif entry.is_file() and has_file_allowed_extension(entry.name, IMG_EXTENSIONS):
                 images += 1
     return images, has_sub_folders
 

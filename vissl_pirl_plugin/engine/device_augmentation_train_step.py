@@ -20,6 +20,7 @@ import torch
 from classy_vision.dataset.transforms import TRANSFORM_REGISTRY
 from classy_vision.generic.distributed_util import get_rank
 from vissl.trainer.train_steps import register_train_step
+from vissl.trainer.train_task import SelfSupervisionTask
 from vissl.trainer.train_steps.standard_train_step import standard_train_step
 
 from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
@@ -61,7 +62,7 @@ class DeviceAugmentedBatches:
     ``task.device``. The augmentation and its generator are built once per task (their
     constants reach the device once), not once per epoch."""
 
-    def __init__(self, task, batches: Iterator[Dict[str, Any]]) -> None:
+    def __init__(self, task: SelfSupervisionTask, batches: Iterator[Dict[str, Any]]) -> None:
         self.task, self.batches = task, batches
         if not hasattr(task, "pirl_device_augmentation"):
             task.pirl_device_augmentation = (device_augmentation(task.config),
@@ -96,7 +97,7 @@ class DeviceAugmentedBatches:
 
 
 @register_train_step(TRAIN_STEP_NAME)
-def pirl_device_augmentation_train_step(task):
+def pirl_device_augmentation_train_step(task: SelfSupervisionTask) -> SelfSupervisionTask:
     """VISSL's ``standard_train_step`` on batches augmented on ``task.device``."""
     if not isinstance(task.data_iterator, DeviceAugmentedBatches):  # a new epoch's iterator
         task.data_iterator = DeviceAugmentedBatches(task, task.data_iterator)

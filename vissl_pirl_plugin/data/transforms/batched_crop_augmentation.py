@@ -12,9 +12,10 @@ same distributions and with the same layout of draws as ``CropAugmentation``, fr
 ``torch.Generator`` it is given.
 
 Without host reads: an operation applied with probability p runs on the whole batch and
-``torch.where`` keeps it for the crops that drew it. The colour jitter runs as four steps; at
-each, a crop's own op of that step is one blend (brightness, contrast and saturation blend the
-crop with black, its mean luma or its grayscale version, ``ImageEnhance``) or the hue shift.
+``torch.where`` keeps it for the crops that drew it. The colour jitter shifts the hue of the
+whole batch once and blends each crop (brightness, contrast and saturation blend it with black,
+its mean luma or its grayscale version, ``ImageEnhance``) at each of its steps before and after
+its hue.
 """
 from typing import Sequence
 
@@ -30,9 +31,6 @@ from vissl_pirl_plugin.data.transforms.crop_augmentation import (
     SOLARIZE_THRESHOLD,
     CropAugmentation,
 )
-
-BRIGHTNESS, CONTRAST, SATURATION = 0, 1, 2
-
 
 def _uniform_int(uniforms: torch.Tensor, bounds: Sequence[int]) -> torch.Tensor:
     """Integers uniform in the closed range ``bounds`` from uniforms in [0, 1)."""
@@ -82,22 +80,22 @@ class BatchedCropAugmentation:
 
     def jitter(self, crops: torch.Tensor, uniforms: torch.Tensor,
                orders: torch.Tensor) -> torch.Tensor:
-        """torchvision's ``ColorJitter`` with each crop's factors and order (``ColorJitter``)."""
+        """torchvision's ``ColorJitter`` with each crop's factors and order, as ``ColorJitter``
+        runs it: the hue once for the whole batch, each blend op at its step before the crop's
+        hue, then those after it (a blend with factor 1 leaves a crop as it is)."""
         low, high = on_device(self.jitter_low, crops.device), on_device(self.jitter_high,
                                                                         crops.device)
         factors = low + (high - low) * uniforms  # float64, as ColorJitter's (PIL's alpha: float32)
         active = on_device(self.jitter_active, crops.device)
-        for step in range(4):
-            op = orders[:, step]
-            factor = torch.where(active[op], factors.gather(1, op[:, None])[:, 0], 1.0)
-            degenerate = torch.where((op == CONTRAST).reshape(-1, 1, 1, 1), ops.mean_luma(crops),
-                                     0.0)
-            if self.color_jitter.active[SATURATION]:
-                degenerate = torch.where((op == SATURATION).reshape(-1, 1, 1, 1), ops.luma(crops),
-                                         degenerate)
-            blended = ops.blend(crops, degenerate, factor)
-            shifted = (ops.hue(crops, factor) if self.color_jitter.active[HUE] else crops)
-            crops = _where(op == HUE, shifted, blended)
+        hue_step = (orders == HUE).to(torch.int64).argmax(dim=1)
+        for after_hue in (False, True):
+            if after_hue and self.color_jitter.active[HUE]:
+                crops = ops.hue(crops, factors[:, HUE])
+            for step in (range(1, 4) if after_hue else range(3)):
+                op = orders[:, step]
+                chosen = active[op] & ((step > hue_step) if after_hue else (step < hue_step))
+                factor = torch.where(chosen, factors.gather(1, op[:, None])[:, 0], 1.0)
+                crops = ops.blend(crops, ops.enhance_base(crops, op), factor)
         return crops
 
     @staticmethod

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from vissl_pirl_plugin.data.transforms.batched_hsv import hsv_to_rgb, rgb_to_hsv
+from vissl_pirl_plugin.data.transforms.color_jitter import BRIGHTNESS, CONTRAST, SATURATION
 from vissl_pirl_plugin.data.transforms.device_constants import on_device
 
 # PIL's L24: (r, g, b) . weights + 0x8000 >> 16
@@ -53,25 +54,40 @@ def blend(crops: torch.Tensor, degenerate: torch.Tensor, factors: torch.Tensor) 
     return mixed.clamp_(0, 255).to(torch.uint8)  # truncation: values are >= 0
 
 
-def mean_luma(crops: torch.Tensor) -> torch.Tensor:
-    """``(N, 1, 1, 1)`` ``int(mean(luma) + 0.5)`` of each crop (``ImageEnhance.Contrast``)."""
-    sums = luma(crops).sum(dim=(1, 2, 3), dtype=torch.float64)
-    return torch.floor(sums / (crops.shape[-2] * crops.shape[-1]) + 0.5).reshape(-1, 1, 1, 1)
+def mean_luma(gray: torch.Tensor) -> torch.Tensor:
+    """``(N, 1, 1, 1)`` ``int(mean + 0.5)`` of each crop's ``luma`` ``(N, 1, H, W)``
+    (``ImageEnhance.Contrast``)."""
+    sums = gray.sum(dim=(1, 2, 3), dtype=torch.float64)
+    return torch.floor(sums / (gray.shape[-2] * gray.shape[-1]) + 0.5).reshape(-1, 1, 1, 1)
+
+
+def enhance_base(crops: torch.Tensor, ops: torch.Tensor) -> torch.Tensor:
+    """What ``ImageEnhance`` blends each crop with for its op ``ops`` ``(N,)`` (``color_jitter``'s
+    indices): black (``Brightness``), the crop's mean luma rounded to an integer (``Contrast``),
+    its grayscale version (``Color``, the saturation); ``(N, 1, H, W)`` int32."""
+    gray = luma(crops)
+    base = torch.where((ops == CONTRAST).reshape(-1, 1, 1, 1), mean_luma(gray), 0).to(torch.int32)
+    return torch.where((ops == SATURATION).reshape(-1, 1, 1, 1), gray, base)
+
+
+def _enhance(crops: torch.Tensor, factors: torch.Tensor, op: int) -> torch.Tensor:
+    ops = torch.full((len(crops),), op, device=crops.device)
+    return blend(crops, enhance_base(crops, ops), factors)
 
 
 def brightness(crops: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """``ImageEnhance.Brightness``: blends with black."""
-    return blend(crops, torch.zeros((), device=crops.device), factors)
+    return _enhance(crops, factors, BRIGHTNESS)
 
 
 def contrast(crops: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """``ImageEnhance.Contrast``: blends with the crop's mean luma, rounded to an integer."""
-    return blend(crops, mean_luma(crops), factors)
+    return _enhance(crops, factors, CONTRAST)
 
 
 def saturation(crops: torch.Tensor, factors: torch.Tensor) -> torch.Tensor:
     """``ImageEnhance.Color``: blends with the crop's grayscale version."""
-    return blend(crops, luma(crops), factors)
+    return _enhance(crops, factors, SATURATION)
 
 
 def hue(crops: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:

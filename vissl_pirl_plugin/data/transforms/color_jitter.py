@@ -24,7 +24,7 @@ from vissl_pirl_plugin.data.transforms.pil_photometric import (
 )
 
 OPS = (brightness, contrast, saturation, hue)
-HUE = 3
+BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)  # indices into OPS, the factors and the orders
 
 
 class ColorJitter:

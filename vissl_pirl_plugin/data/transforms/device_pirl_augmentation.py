@@ -18,26 +18,40 @@ step, so a resumed run draws the same values). ``rotation_jigsaw`` and pretexts 
 have no batched version: they keep the loader-side path, and asking for ``on_device`` with them
 is refused when the transform is built.
 """
-from typing import Dict, Optional
+from typing import TYPE_CHECKING, Dict, Optional
 
 import torch
 
 from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import BatchedCropAugmentation
 from vissl_pirl_plugin.data.transforms.batched_resized_crop import random_regions, resize_regions
+from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
 from vissl_pirl_plugin.data.transforms.device_constants import on_device
-from vissl_pirl_plugin.data.transforms.jigsaw import _cell_corners
+from vissl_pirl_plugin.data.transforms.jigsaw import cell_corners
 from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
 from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
 from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
 from vissl_pirl_plugin.data.transforms.rotation_pretext import NUM_ROTATIONS, RotationPretext
 
+if TYPE_CHECKING:  # pirl_pair_transform imports this module
+    from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
+
 DEVICE_PRETEXTS = (JigsawPretext, RotationPretext)
 
 
-class BatchedResizedCrop:
-    """A ``RandomResizedCrop`` of every image of a padded canvas, followed by a per-crop recipe."""
+def check_device_pretext(pretext: Optional[object]) -> None:
+    """Refuses a pretext without a batched version on the training device."""
+    if pretext is not None and type(pretext) not in DEVICE_PRETEXTS:
+        raise ValueError(
+            f"on_device: the pretext {type(pretext).__name__} has no batched version on the "
+            "training device (jigsaw, rotation and none have). Drop on_device (and "
+            "+config/pretrain/pirl/augmentation=on_device) to run it in the loader workers.")
 
-    def __init__(self, crop: RandomResizedCrop, recipe) -> None:
+
+class BatchedResizedCrop:
+    """A ``RandomResizedCrop`` of every image of a padded canvas (``crops``), and the per-crop
+    recipe that its caller then applies (``augment``)."""
+
+    def __init__(self, crop: RandomResizedCrop, recipe: CropAugmentation) -> None:
         self.size, self.scale, self.ratio = crop.size, crop.scale, crop.ratio
         self.augment = BatchedCropAugmentation(recipe)
 
@@ -52,15 +66,11 @@ class DevicePirlAugmentation:
     """uint8 canvas ``(N, H, W, 3)`` + sizes ``(N, 2)`` -> ``{image_key: I, transformed_key: I^t}``,
     float32, channels-last, as ``pirl_collator`` makes them from the workers' views."""
 
-    def __init__(self, transform, image_key: str = "images",
+    def __init__(self, transform: "ImgPilToPirlPair", image_key: str = "images",
                  transformed_key: str = "patches") -> None:
         """``transform``: the ``ImgPilToPirlPair`` whose arguments are followed."""
         pretext = transform.pretext
-        if pretext is not None and type(pretext) not in DEVICE_PRETEXTS:
-            raise ValueError(
-                f"on_device: the pretext {type(pretext).__name__} has no batched version on the "
-                "training device (jigsaw, rotation and none have). Drop on_device (and "
-                "+config/pretrain/pirl/augmentation=on_device) to run it in the loader workers.")
+        check_device_pretext(pretext)
         self.image = BatchedResizedCrop(transform.crop, transform.augment)
         self.pretext = pretext
         self.view: Optional[BatchedResizedCrop] = (
@@ -70,6 +80,7 @@ class DevicePirlAugmentation:
 
     def __call__(self, canvas: torch.Tensor, sizes: torch.Tensor,
                  generator: torch.Generator) -> Dict[str, torch.Tensor]:
+        """The normalised views of the batch, every random value drawn from ``generator``."""
         pixels = canvas.permute(0, 3, 1, 2)
         image = self.image.crops(pixels, sizes, generator)
         views = {self.image_key: self.image.augment(image, generator)}
@@ -86,7 +97,7 @@ class DevicePirlAugmentation:
         grid, patch = self.pretext.grid_size, self.pretext.patch_size
         count, device, num_patches = len(crop), crop.device, grid * grid
         cell = crop.shape[-1] // grid
-        offsets = on_device(_cell_corners(grid, cell), device) + torch.randint(
+        offsets = on_device(cell_corners(grid, cell), device) + torch.randint(
             0, cell - patch, (count, num_patches, 2), generator=generator, device=device)
         if self.pretext.permutations is None:
             order = torch.rand(count, num_patches, generator=generator, device=device).argsort(1)

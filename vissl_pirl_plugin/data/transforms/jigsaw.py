@@ -9,18 +9,15 @@ to 20 in an 85-px cell, so a patch always ends at least one pixel before its cel
 neighbouring patches never touch. Pure tensor logic, no VISSL.
 """
 from functools import lru_cache
+from typing import Optional
 
 import numpy as np
 import torch
 
 
-def jigsaw_patch_offsets(crop_size: int = 255, grid_size: int = 3, patch_size: int = 64,
-                         generator: torch.Generator = None) -> torch.Tensor:
-    """Top-left corners ``(grid_size**2, 2)`` of one random patch per grid cell.
-
-    Cells are ``crop_size // grid_size`` pixels wide and listed row by row; a patch's offset in
-    its cell is uniform in ``[0, cell - patch_size)`` along each axis, as in VISSL.
-    """
+def jigsaw_cell(crop_size: int, grid_size: int, patch_size: int) -> int:
+    """The side of a grid cell, once the geometry is checked: a patch must fit in its cell with
+    room to move."""
     if grid_size < 1:
         raise ValueError(f"grid_size must be >= 1, got {grid_size}.")
     cell = crop_size // grid_size
@@ -29,12 +26,25 @@ def jigsaw_patch_offsets(crop_size: int = 255, grid_size: int = 3, patch_size: i
             f"patch_size={patch_size} does not fit in a grid cell of {cell} pixels with room "
             f"to move (crop_size={crop_size} // grid_size={grid_size}). Use patch_size <= "
             f"{cell - 1}.")
+    return cell
+
+
+def jigsaw_patch_offsets(crop_size: int = 255, grid_size: int = 3, patch_size: int = 64,
+                         generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """Top-left corners ``(grid_size**2, 2)`` of one random patch per grid cell.
+
+    Cells are ``crop_size // grid_size`` pixels wide and listed row by row; a patch's offset in
+    its cell is uniform in ``[0, cell - patch_size)`` along each axis, as in VISSL.
+    """
+    cell = jigsaw_cell(crop_size, grid_size, patch_size)
     jitter = torch.randint(0, cell - patch_size, (grid_size * grid_size, 2), generator=generator)
-    return _cell_corners(grid_size, cell) + jitter
+    return cell_corners(grid_size, cell) + jitter
 
 
 @lru_cache(maxsize=None)
-def _cell_corners(grid_size: int, cell: int) -> torch.Tensor:
+def cell_corners(grid_size: int, cell: int) -> torch.Tensor:
+    """Top-left corners ``(grid_size**2, 2)`` of the grid's cells, row by row (never modify it:
+    it is cached)."""
     rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
     return torch.stack([rows.reshape(-1), cols.reshape(-1)], dim=1) * cell
 

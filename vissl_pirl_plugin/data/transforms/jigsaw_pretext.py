@@ -14,7 +14,8 @@ from typing import Any, Optional, Sequence
 import torch
 
 from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
-from vissl_pirl_plugin.data.transforms.jigsaw import extract_jigsaw_patches, jigsaw_patch_offsets
+from vissl_pirl_plugin.data.transforms.jigsaw import (
+    extract_jigsaw_patches, jigsaw_cell, jigsaw_patch_offsets)
 from vissl_pirl_plugin.data.transforms.permutations import permutation_set
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext
 from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
@@ -28,9 +29,7 @@ class JigsawPretext:
                  grid_size: int = 3, patch_size: int = 64, num_permutations: Optional[int] = None,
                  permutation_seed: int = 0, permutation_selection: str = "maxhamming",
                  **augmentation: Any) -> None:
-        # validates the geometry, drawing from a generator of its own: building the transform
-        # (in the training process too, with on_device) must not move the global RNG
-        jigsaw_patch_offsets(crop_size, grid_size, patch_size, generator=torch.Generator())
+        jigsaw_cell(crop_size, grid_size, patch_size)  # checks the geometry, draws nothing
         self.grid_size = grid_size
         self.patch_size = patch_size
         self.crop = RandomResizedCrop(crop_size, crop_scale)

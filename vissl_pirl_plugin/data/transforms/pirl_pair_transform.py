@@ -28,7 +28,7 @@ from PIL import Image
 
 from vissl_pirl_plugin.data.image_utils import capped, to_rgb_uint8
 from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
-from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
+from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import check_device_pretext
 from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext
 from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
@@ -66,7 +66,7 @@ class ImgPilToPirlPair(ClassyTransform):
         self.on_device = bool(on_device)
         self.max_image_side = None if max_image_side is None else int(max_image_side)
         if self.on_device:
-            DevicePirlAugmentation(self)  # refuses a pretext without a batched version
+            check_device_pretext(self.pretext)
 
     def __call__(self, image: Image.Image) -> Union[torch.Tensor, List[torch.Tensor]]:
         """``[I, I^t]`` (or ``[I]``); with ``on_device`` the capped uint8 ``(3, H, W)`` pixels."""
