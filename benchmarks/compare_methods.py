@@ -44,7 +44,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -168,6 +168,17 @@ def method_run(method: str, out: Path, num_images: int, epochs: int,
                 "npid_plusplus": ["config.LOSS.pirl_loss.lambda_weight=0.0"]}[method]]
 
 
+def rank_overrides(ranks: int, batch: int) -> List[str]:
+    """``ranks`` gloo processes sharing the global ``batch`` (equal budget at any rank count)."""
+    if ranks < 1 or batch % ranks:
+        raise ValueError(f"--ranks {ranks}: the global batch of {batch} must split evenly across "
+                         "the ranks; choose a divisor of it")
+    if ranks == 1:
+        return []
+    return [f"config.DISTRIBUTED.NUM_PROC_PER_NODE={ranks}",
+            f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch // ranks}"]
+
+
 def pretrain(overrides: List[str], data: Path, run_dir: Path, seed: int) -> Path:
     """One pre-training through the plugin's launcher, in a child process; its checkpoint."""
     command = [sys.executable, "-m", "vissl_pirl_plugin.engine.launcher", *overrides[:1],
@@ -178,7 +189,8 @@ def pretrain(overrides: List[str], data: Path, run_dir: Path, seed: int) -> Path
     return (run_dir / "checkpoint.torch").resolve()
 
 
-def centre_view(view_config: AttrDict):
+def centre_view(view_config: AttrDict) -> Callable:
+    """The centre crop at the image crop size of ``view_config``'s PIRL transform, normalised."""
     crop = int(view_config.DATA.TRAIN.TRANSFORMS[0]["image_crop_size"])
     return centre_crop(crop, crop, IMAGENET_MEAN, IMAGENET_STD)
 
@@ -322,6 +334,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                         help="negatives of the PIRL and NPID++ losses (default: the demo config's)")
     parser.add_argument("--transforms", type=int, default=5,
                         help="transform draws per photograph for the invariance distances")
+    parser.add_argument("--ranks", type=int, default=1,
+                        help="gloo processes per pre-training, the global batch kept (the demo "
+                             "config's batch split across the ranks)")
     args, extra = parser.parse_known_args(argv)  # Hydra overrides for every method's run
     started = time.time()
     out = args.out.resolve()
@@ -334,6 +349,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     epochs = args.epochs or int(view_config.OPTIMIZER.num_epochs)
     negatives = args.negatives or int(view_config.LOSS.pirl_loss.num_negatives)
     num_images = len(read_image_folder(train)[0])
+    extra = [*rank_overrides(args.ranks, int(view_config.DATA.TRAIN.BATCHSIZE_PER_REPLICA)),
+             *extra]
     runs: Dict[str, Dict[str, Dict[str, Any]]] = {}
     for method in args.methods:
         overrides = method_run(method, out, num_images, epochs, negatives)
@@ -355,7 +372,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     summary = summarize(runs)
     figure = plot_by_stage(summary, out / "fig5_probes_by_stage.png", args.seeds)
     results = {"seeds": args.seeds, "epochs": epochs, "negatives": negatives,
-               "extra_overrides": extra, "transforms": args.transforms,
+               "ranks": args.ranks, "extra_overrides": extra, "transforms": args.transforms,
                "runs": runs, "summary": summary, "seconds": round(time.time() - started, 1)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(markdown_table(summary))

@@ -67,6 +67,14 @@ def test_every_method_but_the_random_trunk_is_trained_at_the_demos_epochs(tmp_pa
     assert any("[mlp,{dims:[1152,100]}]" in override for override in jigsaw)
 
 
+def test_ranks_share_the_demos_global_batch():
+    assert compare_methods.rank_overrides(1, 32) == []
+    assert compare_methods.rank_overrides(2, 32) == [
+        "config.DISTRIBUTED.NUM_PROC_PER_NODE=2", "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=16"]
+    with pytest.raises(ValueError, match="--ranks 3: the global batch of 32 must split evenly"):
+        compare_methods.rank_overrides(3, 32)
+
+
 @pytest.mark.slow
 def test_one_tiny_run_of_every_method_gives_every_measurement(tmp_path):
     data = tmp_path / "data"
