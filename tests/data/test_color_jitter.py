@@ -87,7 +87,7 @@ def test_bad_jitter_settings():
 
 @pytest.mark.parametrize("implementation", ["loader", "device"])
 def test_the_batch_equals_each_crop_jittered_alone_in_its_own_order(implementation):
-    """Hue runs once on the whole batch (loader) or at every step (device); every crop must still
+    """Hue runs once on the whole batch, the other ops before and after it; every crop must still
     see exactly its own order."""
     orders = np.array(list(itertools.permutations(range(4))))  # all 24 orders, one crop each
     crops = np.random.default_rng(1).integers(0, 256, (len(orders), 12, 10, 3), dtype=np.uint8)
