@@ -25,7 +25,12 @@ from vissl_pirl_plugin.data.transforms import batched_photometric as ops
 from vissl_pirl_plugin.data.transforms.color_jitter import HUE, ColorJitter
 from vissl_pirl_plugin.data.transforms.device_constants import on_device
 from vissl_pirl_plugin.data.transforms.crop_augmentation import (
+    APPLY,
     BLUR_KERNEL,
+    BLUR_SIGMA,
+    DRAWS,
+    JITTER_FACTORS,
+    PHOTOMETRIC_VALUES,
     POSTERIZE_BITS,
     SHARPNESS_FACTOR,
     SOLARIZE_THRESHOLD,
@@ -48,32 +53,31 @@ class BatchedCropAugmentation:
 
     def __init__(self, recipe: CropAugmentation) -> None:
         self.color_jitter: ColorJitter = recipe.color_jitter
-        self.jitter_p, self.photometric_p = recipe.jitter_p, recipe.photometric_p
-        self.grayscale_p, self.blur_p = recipe.grayscale_p, recipe.blur_p
-        self.flip_p, self.blur_sigma = recipe.flip_p, recipe.blur_sigma
+        self.photometric_p, self.grayscale_p = recipe.photometric_p, recipe.grayscale_p
+        self.blur_p, self.flip_p, self.blur_sigma = recipe.blur_p, recipe.flip_p, recipe.blur_sigma
         self.jitter_low = torch.from_numpy(self.color_jitter.low).double()
         self.jitter_high = torch.from_numpy(self.color_jitter.high).double()
         self.jitter_active = torch.tensor(self.color_jitter.active)
-        self.rates = torch.tensor([self.jitter_p, self.photometric_p, self.grayscale_p,
-                                   self.blur_p, self.flip_p], dtype=torch.float64)
+        self.rates = torch.tensor(recipe.rates, dtype=torch.float64)
 
     def __call__(self, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         """The ops in the authors' order; draws as ``CropAugmentation.augment``'s."""
         count, device = len(crops), crops.device
-        draws = torch.rand(count, 13, dtype=torch.float64, generator=generator, device=device)
+        draws = torch.rand(count, DRAWS, dtype=torch.float64, generator=generator, device=device)
         orders = torch.rand(count, 4, generator=generator, device=device).argsort(dim=1)
         jitter, photometric, gray, blur, flipped = (
-            draws[:, :5] < on_device(self.rates, device)).unbind(1)
+            draws[:, APPLY] < on_device(self.rates, device)).unbind(1)
         if any(self.color_jitter.active):
-            crops = _where(jitter, self.jitter(crops, draws[:, 5:9], orders), crops)
+            crops = _where(jitter, self.jitter(crops, draws[:, JITTER_FACTORS], orders), crops)
         if self.photometric_p > 0:
-            crops = _where(photometric, self.photometric(crops, draws[:, 9:12]), crops)
+            crops = _where(photometric, self.photometric(crops, draws[:, PHOTOMETRIC_VALUES]),
+                           crops)
         if self.grayscale_p > 0:
             crops = _where(gray, ops.grayscale(crops), crops)
         if self.blur_p > 0:
             low, high = self.blur_sigma
-            crops = _where(blur, ops.gaussian_blur(crops, low + (high - low) * draws[:, 12],
-                                                   BLUR_KERNEL), crops)
+            sigmas = low + (high - low) * draws[:, BLUR_SIGMA]
+            crops = _where(blur, ops.gaussian_blur(crops, sigmas, BLUR_KERNEL), crops)
         if self.flip_p > 0:
             crops = _where(flipped, ops.flip(crops), crops)
         return crops

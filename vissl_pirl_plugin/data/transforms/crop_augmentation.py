@@ -37,6 +37,11 @@ POSTERIZE_BITS = (4, 8)  # closed ranges of VISSL's pil_photometric_transforms_l
 SOLARIZE_THRESHOLD = (0, 256)
 SHARPNESS_FACTOR = (0.1, 1.9)  # uniform in [0.1, 1.9)
 BLUR_KERNEL = 23
+# a batch's random numbers, drawn at once, by column: whether each op applies (jitter,
+# photometric, grayscale, blur, flip: ``rates``), the 4 jitter factors, posterize bits,
+# sharpness and solarize threshold, the blur sigma; then the jitter orders
+DRAWS = 13
+APPLY, JITTER_FACTORS, PHOTOMETRIC_VALUES, BLUR_SIGMA = slice(0, 5), slice(5, 9), slice(9, 12), 12
 
 
 def _uniform_int(uniforms: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
@@ -61,6 +66,8 @@ class CropAugmentation:
         self.grayscale_p, self.blur_p = float(grayscale_p), float(blur_p)
         self.flip_p = float(flip_p)
         self.blur_sigma = tuple(float(s) for s in blur_sigma)
+        self.rates = (self.jitter_p, self.photometric_p, self.grayscale_p, self.blur_p,
+                      self.flip_p)  # the APPLY columns' probabilities
 
     def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
         single = pixels.dim() == 3
@@ -72,16 +79,13 @@ class CropAugmentation:
     def augment(self, crops: np.ndarray) -> np.ndarray:
         """uint8 ``(N, H, W, 3)`` -> uint8 ``(N, H, W, 3)``, the ops in the authors' order."""
         count = len(crops)
-        # every random number of the batch at once: [apply? x 5, jitter x 4, posterize,
-        # sharpness, solarize, blur sigma], then the jitter orders
-        draws = torch.rand(count, 13, dtype=torch.float64).numpy()
+        draws = torch.rand(count, DRAWS, dtype=torch.float64).numpy()
         orders = torch.rand(count, 4).argsort(dim=1).numpy()
-        jitter, photometric, gray, blur, flipped = (draws[:, :5] < [
-            self.jitter_p, self.photometric_p, self.grayscale_p, self.blur_p, self.flip_p]).T
-        apply_to_rows(crops, jitter, self.color_jitter, draws[:, 5:9], orders)
-        apply_to_rows(crops, photometric, self.photometric, draws[:, 9:12])
+        jitter, photometric, gray, blur, flipped = (draws[:, APPLY] < self.rates).T
+        apply_to_rows(crops, jitter, self.color_jitter, draws[:, JITTER_FACTORS], orders)
+        apply_to_rows(crops, photometric, self.photometric, draws[:, PHOTOMETRIC_VALUES])
         apply_to_rows(crops, gray, grayscale)
-        apply_to_rows(crops, blur, self.blur, draws[:, 12])
+        apply_to_rows(crops, blur, self.blur, draws[:, BLUR_SIGMA])
         apply_to_rows(crops, flipped, flip)
         return crops
 
