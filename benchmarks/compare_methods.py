@@ -2,7 +2,8 @@
 equal budget, over several seeds.
 
     .venv/bin/python benchmarks/compare_methods.py [--seeds 0 1 2] [--methods ...]
-        [--out benchmarks/compare] [--epochs N] [--transforms 5] [Hydra overrides for all runs]
+        [--out benchmarks/compare] [--epochs N] [--transforms 5] [--ranks 1]
+        [Hydra overrides for all runs]
 
 Every method pre-trains on the demo's training split (``make demo``'s: 134 of the 169 labelled
 photographs, every 5th of each class held out) with the CPU demo config's trunk (ResNet-10 of

@@ -26,7 +26,8 @@ Defaults follow the paper and the authors' released code (VISSL's
     its not-yet-updated rows have norm about 1/sqrt(W) and the Z estimated on the first batch
     is smaller (Z/|D| 1.506 against 2.326 at 2 ranks; 1.025 against 2.204 simulated at 32):
     every NCE logit of the run is shifted by log of their ratio (-0.77 at 32 ranks).
-    ``memory_bank.init: vissl_rank_mean`` starts the bank as VISSL's does;
+    ``memory_bank.init: vissl_rank_mean`` starts the bank as VISSL's does (the default, ``unit``,
+    learned as well or better at 2 ranks: docs/comparison.md);
   - NCE is computed in log space, without VISSL's float32 epsilon in its denominators; so the
     reported loss is lower than VISSL's by about ``eps * |D|`` per unit of loss weight (0.153
     at ImageNet size, 2e-5 on the demo's 169 images), with the same gradients.
