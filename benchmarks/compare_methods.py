@@ -62,7 +62,7 @@ from vissl_pirl_plugin.data.image_utils import centre_crop  # noqa: E402
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder  # noqa: E402
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import (  # noqa: E402
     IMAGENET_MEAN, IMAGENET_STD)
-from vissl_pirl_plugin.data.transforms.permutations import permutation_set  # noqa: E402
+from vissl_pirl_plugin.data.transforms.common.permutations import permutation_set  # noqa: E402
 from vissl_pirl_plugin.engine.launcher import compose_config  # noqa: E402
 from vissl_pirl_plugin.losses.knn_classifier import (  # noqa: E402
     bank_top_k, top_k_accuracy, weighted_vote)

@@ -74,16 +74,16 @@ from run_benchmarks import (  # noqa: E402
     median_seconds, source_photographs, train_once, training_parts, vissl_nce_loss)
 
 from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image  # noqa: E402
-from vissl_pirl_plugin.data.transforms import batched_photometric  # noqa: E402
-from vissl_pirl_plugin.data.transforms.batched_resized_crop import (  # noqa: E402
+from vissl_pirl_plugin.data.transforms.batched import photometric as batched_photometric  # noqa: E402
+from vissl_pirl_plugin.data.transforms.batched.resized_crop import (  # noqa: E402
     random_regions, resize_regions)
-from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import (  # noqa: E402
+from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import (  # noqa: E402
     DevicePirlAugmentation)
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import (  # noqa: E402
     ImgPilToPirlJigsaw)
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook  # noqa: E402
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook  # noqa: E402
-from vissl_pirl_plugin.host_reads import HOST_RESIDENT_READS, HostReadDetector  # noqa: E402
+from vissl_pirl_plugin.utils.host_reads import HOST_RESIDENT_READS, HostReadDetector  # noqa: E402
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss  # noqa: E402
 
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}

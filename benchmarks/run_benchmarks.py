@@ -59,7 +59,7 @@ from vissl.losses.nce_loss import NCELossWithMemory
 from vissl.models import build_model
 
 from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image
-from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
+from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
 from vissl_pirl_plugin.engine.config_validation import prepare_data
 from vissl_pirl_plugin.engine.launcher import compose_config

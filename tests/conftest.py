@@ -27,8 +27,8 @@ def write_image_folder(root: Path, num_images: int, size: int = 96, seed: int = 
 
 
 def on_tensors(batched_op):
-    """A batched torch op of ``batched_photometric`` (uint8 ``(N, 3, H, W)``, ``(N,)`` params)
-    called as ``pil_photometric``'s ops are: uint8 ``(N, H, W, 3)`` arrays and numpy params, so that
+    """A batched torch op of ``batched/photometric`` (uint8 ``(N, 3, H, W)``, ``(N,)`` params)
+    called as ``per_image/photometric``'s ops are: uint8 ``(N, H, W, 3)`` arrays and numpy params, so that
     the tests of the loader-side ops run unchanged on the device-side ones (on CPU tensors)."""
     import torch
 

@@ -16,7 +16,7 @@ from conftest import REPO
 
 PACKAGE = REPO / "vissl_pirl_plugin"
 # a layer may import the layers after it in this list, never those before it
-LAYERS = ["tools", "engine", "hooks", "losses", "models", "data"]
+LAYERS = ["tools", "engine", "hooks", "losses", "models", "data", "utils"]
 DOCS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
 
 
@@ -50,6 +50,26 @@ def test_lower_layers_never_import_higher_ones():
             offences += [f"{path.relative_to(REPO)} imports {module}" for module in plugin_imports(path)
                          if layer_of(module) in ("losses", "models", "data") and layer_of(module) != layer]
     assert not offences, offences
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def test_no_two_modules_import_each_other():
+    modules = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    imports = {name: {target for target in plugin_imports(path) if target in modules}
+               for name, path in modules.items()}
+    # ``from package import module`` names the package: count the module it imports too
+    for name, path in modules.items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module in modules:
+                imports[name] |= {f"{node.module}.{alias.name}" for alias in node.names
+                                  if f"{node.module}.{alias.name}" in modules}
+    pairs = sorted({tuple(sorted((a, b))) for a, targets in imports.items() for b in targets
+                    if a != b and a in imports.get(b, ())})
+    assert not pairs, pairs
 
 
 def test_every_sub_package_says_what_lives_there():

@@ -1,5 +1,5 @@
 """VISSL 0.1.6 on today's stack (numpy 2, setuptools >= 81): each patch of
-``vissl_pirl_plugin.vissl_compat`` is needed by the VISSL code path it covers, and the VOC07 SVM
+``vissl_pirl_plugin.utils.vissl_compat`` is needed by the VISSL code path it covers, and the VOC07 SVM
 gives exactly the numbers of the old stack (Python 3.11, numpy 1.23.5, scikit-learn 1.7.2).
 
 This module imports no VISSL or plugin code at the top, so that ``svm_parity_features`` and
@@ -93,7 +93,7 @@ def test_mean_ap_meter_and_precision_recall_run_without_np_float():
 
 
 def test_patches_are_idempotent_and_target_only_their_modules():
-    from vissl_pirl_plugin import vissl_compat
+    from vissl_pirl_plugin.utils import vissl_compat
 
     vissl_compat.apply()
     vissl_compat.apply()

@@ -16,7 +16,7 @@ Importing the package registers its components in VISSL's registries:
 (Python 3.12+, numpy 2, setuptools 81+) first, before any VISSL module is imported, after
 ``third_party_warnings`` has quieted the third-party warnings a user cannot act on.
 """
-from vissl_pirl_plugin import third_party_warnings, vissl_compat
+from vissl_pirl_plugin.utils import third_party_warnings, vissl_compat
 
 third_party_warnings.apply()
 vissl_compat.apply()

@@ -5,7 +5,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import RandomResizedCrop as TorchvisionCrop
 
-from vissl_pirl_plugin.data.transforms.batched_resized_crop import random_regions, resize_regions
+from vissl_pirl_plugin.data.transforms.batched.resized_crop import random_regions, resize_regions
 
 from test_resized_crop import RATIO, SCALE, region_statistics
 

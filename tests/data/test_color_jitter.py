@@ -10,11 +10,11 @@ import torch
 import torchvision.transforms.v2.functional as F
 from PIL import Image, ImageEnhance
 
-from vissl_pirl_plugin.data.transforms import batched_photometric as batched
-from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import BatchedCropAugmentation
-from vissl_pirl_plugin.data.transforms.color_jitter import OPS, ColorJitter
-from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
-from vissl_pirl_plugin.data.transforms.pil_photometric import (
+from vissl_pirl_plugin.data.transforms.batched import photometric as batched
+from vissl_pirl_plugin.data.transforms.batched.crop_augmentation import BatchedCropAugmentation
+from vissl_pirl_plugin.data.transforms.per_image.color_jitter import OPS, ColorJitter
+from vissl_pirl_plugin.data.transforms.per_image.crop_augmentation import CropAugmentation
+from vissl_pirl_plugin.data.transforms.per_image.photometric import (
     brightness,
     contrast,
     hue,

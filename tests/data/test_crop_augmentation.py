@@ -5,18 +5,18 @@ import pytest
 import torch
 from PIL import Image, ImageEnhance, ImageOps
 
-from vissl_pirl_plugin.data.transforms import batched_photometric as batched
-from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import (
+from vissl_pirl_plugin.data.transforms.batched import photometric as batched
+from vissl_pirl_plugin.data.transforms.batched.crop_augmentation import (
     BatchedCropAugmentation,
     _uniform_int as batched_uniform_int,
 )
-from vissl_pirl_plugin.data.transforms.crop_augmentation import (
+from vissl_pirl_plugin.data.transforms.per_image.crop_augmentation import (
     POSTERIZE_BITS,
     SOLARIZE_THRESHOLD,
     CropAugmentation,
     _uniform_int,
 )
-from vissl_pirl_plugin.data.transforms.pil_photometric import (
+from vissl_pirl_plugin.data.transforms.per_image.photometric import (
     autocontrast,
     grayscale,
     posterize,

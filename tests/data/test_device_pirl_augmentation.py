@@ -7,10 +7,10 @@ from PIL import Image
 from scipy.stats import ks_2samp
 
 from vissl_pirl_plugin.data.pirl_collator import pirl_collator
-from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
+from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
-from vissl_pirl_plugin.host_reads import HostReadDetector
+from vissl_pirl_plugin.utils.host_reads import HostReadDetector
 
 OFF = {"color_jitter": (0.0, 0.0, 0.0, 0.0), "photometric_p": 0.0, "grayscale_p": 0.0,
        "flip_p": 0.0, "patch_flip_p": 0.0}

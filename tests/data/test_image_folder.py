@@ -76,7 +76,7 @@ def test_stray_sub_folders_beside_a_flat_folder(tmp_path):
 
 def test_the_probes_read_a_labelled_folder_and_name_a_missing_one(tmp_path):
     from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
-    from vissl_pirl_plugin.user_errors import MissingInputError
+    from vissl_pirl_plugin.utils.user_errors import MissingInputError
 
     images, labels = read_image_folder(write_image_folder(tmp_path / "c", 4, size=8))
     assert len(images) == 4 and labels == [0, 0, 1, 1]

@@ -7,7 +7,7 @@ from vissl.data.collators import get_collator
 from vissl.data.ssl_transforms import get_transform
 
 from vissl_pirl_plugin.data.image_utils import to_rgb_uint8
-from vissl_pirl_plugin.data.transforms.jigsaw import extract_jigsaw_patches, jigsaw_patch_offsets
+from vissl_pirl_plugin.data.transforms.common.jigsaw import extract_jigsaw_patches, jigsaw_patch_offsets
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
 
 

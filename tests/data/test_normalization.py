@@ -3,7 +3,7 @@ import pytest
 import torch
 from torchvision.transforms import v2
 
-from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
+from vissl_pirl_plugin.data.transforms.common.normalization import NormalizedFloat
 
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 

@@ -10,7 +10,7 @@ from vissl.data.ssl_transforms import get_transform
 
 from vissl_pirl_plugin.engine.config_validation import validate_transforms
 from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
-from vissl_pirl_plugin.data.transforms.permutations import all_permutations, permutation_set
+from vissl_pirl_plugin.data.transforms.common.permutations import all_permutations, permutation_set
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext, register_pretext
 from vissl_pirl_plugin.data.transforms.rotation_pretext import RotationJigsawPretext, RotationPretext, rotate

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 from torchvision.transforms import RandomResizedCrop as TorchvisionCrop
 
-from vissl_pirl_plugin.data.transforms.resized_crop import (
+from vissl_pirl_plugin.data.transforms.per_image.resized_crop import (
     RandomResizedCrop,
     random_region,
     resize_region,

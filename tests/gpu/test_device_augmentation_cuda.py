@@ -5,9 +5,9 @@ import torch
 from PIL import Image
 
 from vissl_pirl_plugin.data.pirl_collator import pirl_collator
-from vissl_pirl_plugin.data.transforms import batched_photometric as ops
-from vissl_pirl_plugin.data.transforms.batched_resized_crop import resize_regions
-from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
+from vissl_pirl_plugin.data.transforms.batched import photometric as ops
+from vissl_pirl_plugin.data.transforms.batched.resized_crop import resize_regions
+from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
 
 pytestmark = pytest.mark.gpu

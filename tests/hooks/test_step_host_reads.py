@@ -17,7 +17,7 @@ import torch
 from conftest import REPO
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
-from vissl_pirl_plugin.host_reads import HOST_RESIDENT_READS, HostReadDetector
+from vissl_pirl_plugin.utils.host_reads import HOST_RESIDENT_READS, HostReadDetector
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 
 sys.path.insert(0, str(REPO / "benchmarks"))

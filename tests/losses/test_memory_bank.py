@@ -5,7 +5,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vissl_pirl_plugin.distributed_checks import agree_on_failures
+from vissl_pirl_plugin.utils.distributed_checks import agree_on_failures
 from vissl_pirl_plugin.losses.memory_bank import MemoryBank, first_occurrences
 
 

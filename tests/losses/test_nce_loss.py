@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from vissl_pirl_plugin.distributed_checks import agree_on_failures
+from vissl_pirl_plugin.utils.distributed_checks import agree_on_failures
 from vissl_pirl_plugin.losses import pirl_loss
 from vissl_pirl_plugin.losses.nce import nce_loss
 from vissl_pirl_plugin.losses.negative_sampling import (

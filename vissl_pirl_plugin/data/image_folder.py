@@ -24,7 +24,7 @@ from typing import Dict, List, Tuple
 from torchvision.datasets import ImageFolder
 from torchvision.datasets.folder import IMG_EXTENSIONS, has_file_allowed_extension
 
-from vissl_pirl_plugin.user_errors import MissingInputError
+from vissl_pirl_plugin.utils.user_errors import MissingInputError
 
 ALL_IMAGES = ""  # the one class of a flat folder: the folder itself
 

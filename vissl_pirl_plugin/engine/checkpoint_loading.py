@@ -17,7 +17,7 @@ from typing import Any, Dict, Union
 
 import torch
 
-from vissl_pirl_plugin.user_errors import InvalidInputError, MissingInputError
+from vissl_pirl_plugin.utils.user_errors import InvalidInputError, MissingInputError
 
 WEIGHTS_ONLY_FAILURE = "Weights only load failed"
 # how torch names a global it refused: "Unsupported global: GLOBAL builtins.exec", "Trying to

@@ -23,7 +23,7 @@ from vissl.trainer.train_steps import register_train_step
 from vissl.trainer.train_task import SelfSupervisionTask
 from vissl.trainer.train_steps.standard_train_step import standard_train_step
 
-from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import DevicePirlAugmentation
+from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
 
 TRAIN_STEP_NAME = "pirl_device_augmentation_train_step"

@@ -23,7 +23,7 @@ from vissl_pirl_plugin.engine.config_validation import (
     validate_rendezvous,
 )
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
-from vissl_pirl_plugin.user_errors import InvalidInputError
+from vissl_pirl_plugin.utils.user_errors import InvalidInputError
 
 
 class PirlSlurmJob(distributed_launcher._ResumableSlurmJob):

@@ -29,7 +29,7 @@ from typing import List, Optional, Union
 
 import torch
 
-from vissl_pirl_plugin.distributed_checks import (
+from vissl_pirl_plugin.utils.distributed_checks import (
     NON_FINITE_OUTPUT,
     FailureRecord,
     PendingAgreement,

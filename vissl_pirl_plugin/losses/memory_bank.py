@@ -27,7 +27,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
 
-from vissl_pirl_plugin.distributed_checks import INDEX_OUTSIDE_BANK, FailureRecord
+from vissl_pirl_plugin.utils.distributed_checks import INDEX_OUTSIDE_BANK, FailureRecord
 
 STORAGE_DTYPES = {"float32": torch.float32, "float16": torch.float16}
 INIT_BLOCK_ROWS = 4096

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from classy_vision.generic.distributed_util import all_reduce_sum, get_rank, get_world_size
 from classy_vision.losses import ClassyLoss, register_loss
 
-from vissl_pirl_plugin.distributed_checks import NON_FINITE_LOSS
+from vissl_pirl_plugin.utils.distributed_checks import NON_FINITE_LOSS
 from vissl_pirl_plugin.losses.memory_bank import MemoryBank, first_true
 from vissl_pirl_plugin.losses.negative_sampling import (
     sample_per_sample_negatives,

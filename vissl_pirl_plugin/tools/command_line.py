@@ -2,7 +2,7 @@
 
 A missing checkpoint, a run folder without ``train_config.yaml``, a file that is no checkpoint,
 a checkpoint that would run code, a failed check before a launch: the plugin raises these as
-``UserInputError`` (``vissl_pirl_plugin/user_errors.py``) with a message that says what is wrong
+``UserInputError`` (``vissl_pirl_plugin/utils/user_errors.py``) with a message that says what is wrong
 and what to do. A tool prints that message as ``PROG: error: ...`` on stderr and exits with
 status 1, as argparse does for a bad option; ``VISSL_PIRL_TRACEBACK=1`` shows the traceback
 instead. Any other exception is a bug and keeps its traceback.
@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Callable, List, Optional, Tuple, Type
 
-from vissl_pirl_plugin.user_errors import UserInputError
+from vissl_pirl_plugin.utils.user_errors import UserInputError
 
 EXPECTED_ERRORS: Tuple[Type[BaseException], ...] = (UserInputError,)
 TRACEBACK_VARIABLE = "VISSL_PIRL_TRACEBACK"

@@ -24,7 +24,7 @@ import torchvision
 
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.tools.command_line import run_tool
-from vissl_pirl_plugin.user_errors import InvalidInputError
+from vissl_pirl_plugin.utils.user_errors import InvalidInputError
 
 VISSL_TRUNK_PREFIX = "_feature_blocks."
 TORCHVISION_RESNET_KEYS = re.compile(

@@ -27,7 +27,7 @@ from typing import Iterator, Optional, Tuple
 
 from PIL import Image
 
-from vissl_pirl_plugin.user_errors import UserInputError
+from vissl_pirl_plugin.utils.user_errors import UserInputError
 
 PACKAGE = "tuxpaint-stamps-default"
 STAMPS_PREFIX = "usr/share/tuxpaint/stamps/"

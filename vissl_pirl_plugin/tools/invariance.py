@@ -30,7 +30,7 @@ from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.tools.plotting import new_axes, save_png
 from vissl_pirl_plugin.tools.trained_model import config_beside, load_model, run_config
-from vissl_pirl_plugin.user_errors import InvalidInputError
+from vissl_pirl_plugin.utils.user_errors import InvalidInputError
 
 
 def unit_distances(f: torch.Tensor, g: torch.Tensor) -> torch.Tensor:

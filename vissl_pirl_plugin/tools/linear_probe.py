@@ -40,7 +40,7 @@ from vissl_pirl_plugin.tools.command_line import run_tool
 from vissl_pirl_plugin.tools.demo_data import DEMO_IMAGES
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder
 from vissl_pirl_plugin.tools.trained_model import config_beside, load_model, run_config
-from vissl_pirl_plugin.user_errors import InvalidInputError
+from vissl_pirl_plugin.utils.user_errors import InvalidInputError
 
 PROBES = ("category", "identity")
 STAGES = ("res3", "res4", "res5")

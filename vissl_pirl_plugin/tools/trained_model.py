@@ -13,7 +13,7 @@ from vissl.models import build_model
 from vissl.utils.hydra_config import AttrDict
 
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
-from vissl_pirl_plugin.user_errors import InvalidInputError, MissingInputError
+from vissl_pirl_plugin.utils.user_errors import InvalidInputError, MissingInputError
 
 CONFIG_FILE = "train_config.yaml"
 

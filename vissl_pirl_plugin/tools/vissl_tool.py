@@ -1,6 +1,6 @@
 """Runs one of VISSL's own command-line tools (``tools/NAME.py`` of the VISSL wheel) with the
 plugin imported first, so that the plugin's components are registered and VISSL 0.1.6 runs on
-today's stack (``vissl_pirl_plugin.vissl_compat``)::
+today's stack (``vissl_pirl_plugin.utils.vissl_compat``)::
 
     python -m vissl_pirl_plugin.tools.vissl_tool train_svm config=benchmark/... [overrides]
 

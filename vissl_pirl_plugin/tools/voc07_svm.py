@@ -30,7 +30,7 @@ from vissl.utils.svm_utils.svm_trainer import SVMTrainer
 
 from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.tools.command_line import run_tool
-from vissl_pirl_plugin.user_errors import InvalidInputError, MissingInputError
+from vissl_pirl_plugin.utils.user_errors import InvalidInputError, MissingInputError
 
 VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
                "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant",

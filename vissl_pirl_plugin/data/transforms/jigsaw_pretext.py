@@ -13,12 +13,12 @@ from typing import Any, Optional, Sequence
 
 import torch
 
-from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
-from vissl_pirl_plugin.data.transforms.jigsaw import (
+from vissl_pirl_plugin.data.transforms.per_image.crop_augmentation import CropAugmentation
+from vissl_pirl_plugin.data.transforms.common.jigsaw import (
     extract_jigsaw_patches, jigsaw_cell, jigsaw_patch_offsets)
-from vissl_pirl_plugin.data.transforms.permutations import permutation_set
+from vissl_pirl_plugin.data.transforms.common.permutations import permutation_set
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext
-from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
+from vissl_pirl_plugin.data.transforms.per_image.resized_crop import RandomResizedCrop
 
 
 @register_pretext("jigsaw")

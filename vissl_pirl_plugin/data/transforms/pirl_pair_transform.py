@@ -17,7 +17,7 @@ transform: in the loader workers it only returns the image's uint8 pixels, their
 capped at ``max_image_side`` (512 by default, at most 2048: a bilinear, antialiased shrink of
 larger images, which bounds the batch's canvas on the device), and the
 train step ``pirl_device_augmentation_train_step`` makes ``[I, I^t]`` for the whole batch on the
-training device with these same arguments (``device_pirl_augmentation.py``).
+training device with these same arguments (``batched/pirl_augmentation.py``).
 """
 from typing import Any, Dict, List, Optional, Sequence, Union
 
@@ -27,15 +27,27 @@ from classy_vision.dataset.transforms.classy_transform import ClassyTransform
 from PIL import Image
 
 from vissl_pirl_plugin.data.image_utils import capped, to_rgb_uint8
-from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
-from vissl_pirl_plugin.data.transforms.device_pirl_augmentation import check_device_pretext
-from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
+from vissl_pirl_plugin.data.transforms.per_image.crop_augmentation import CropAugmentation
+from vissl_pirl_plugin.data.transforms.common.normalization import NormalizedFloat
+from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
 from vissl_pirl_plugin.data.transforms.pretext import build_pretext
-from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
+from vissl_pirl_plugin.data.transforms.per_image.resized_crop import RandomResizedCrop
+from vissl_pirl_plugin.data.transforms.rotation_pretext import RotationPretext
 
 MAX_DEVICE_SIDE = 2048  # bounds the device path's canvas: 32 x 2048 x 2048 x 3 bytes
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# the pretexts with a batched version on the training device (batched/pirl_augmentation.py)
+DEVICE_PRETEXTS = (JigsawPretext, RotationPretext)
+
+
+def check_device_pretext(pretext: Optional[object]) -> None:
+    """Refuses a pretext without a batched version on the training device."""
+    if pretext is not None and type(pretext) not in DEVICE_PRETEXTS:
+        raise ValueError(
+            f"on_device: the pretext {type(pretext).__name__} has no batched version on the "
+            "training device (jigsaw, rotation and none have). Drop on_device (and "
+            "+config/pretrain/pirl/augmentation=on_device) to run it in the loader workers.")
 
 
 @register_transform("ImgPilToPirlPair")

@@ -11,10 +11,10 @@ from typing import Any, Sequence
 
 import torch
 
-from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
+from vissl_pirl_plugin.data.transforms.per_image.crop_augmentation import CropAugmentation
 from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext
-from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
+from vissl_pirl_plugin.data.transforms.per_image.resized_crop import RandomResizedCrop
 
 NUM_ROTATIONS = 4
 

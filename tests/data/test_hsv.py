@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from vissl_pirl_plugin.data.transforms.pil_hsv import hsv_to_rgb, rgb_to_hsv
+from vissl_pirl_plugin.data.transforms.per_image.hsv import hsv_to_rgb, rgb_to_hsv
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@
 A copy from host memory to a GPU written as ``tensor.to(device)`` waits for the device to finish
 its queued work (PyTorch synchronises the stream after copying from pageable memory): done every
 step, it would stall the training step exactly as a host read does. The tables, weights and
-bounds the batched augmentation uses (``batched_*.py``, ``device_pirl_augmentation.py``) are made
+bounds the batched augmentation uses (the modules of ``batched/``) are made
 once on the host and copied here once per device.
 """
 from typing import Dict, Tuple

@@ -7,7 +7,7 @@ equalize etc.". The authors' released config (VISSL 0.1.6's
 ``ImgPilRandomPhotometric`` (posterize, sharpness, solarize, autocontrast; value ranges in
 ``pil_photometric_transforms_lib.py``) and ``RandomGrayscale``. Each function here takes uint8
 ``(N, H, W, 3)`` crops and per-crop parameters ``(N,)``, returns new crops and equals the PIL op
-to +-1 grey level (hue exactly, ``pil_hsv.py``). Per-pixel ops run once on the batch stacked
+to +-1 grey level (hue exactly, ``hsv.py``). Per-pixel ops run once on the batch stacked
 into one ``(N * H, W, 3)`` image; per-crop parameters become 256-entry lookup tables applied crop
 by crop (``cv2.LUT``). Pure numpy / OpenCV, no VISSL.
 """
@@ -16,7 +16,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from vissl_pirl_plugin.data.transforms.pil_hsv import hsv_to_rgb, rgb_to_hsv
+from vissl_pirl_plugin.data.transforms.per_image.hsv import hsv_to_rgb, rgb_to_hsv
 
 cv2.setNumThreads(1)  # data-loader workers are the unit of parallelism
 LEVELS = np.arange(256, dtype=np.float32)

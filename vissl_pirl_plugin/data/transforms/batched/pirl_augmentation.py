@@ -6,8 +6,8 @@ decode and cap the image; ``pirl_collator`` pads the batch into one uint8 canvas
 then does what ``ImgPilToPirlPair.__call__`` does per image, for the whole batch at once and with
 the same arguments, read from that transform:
 
-* ``I``: the random resized crop (``batched_resized_crop.py``), the per-crop recipe
-  (``batched_crop_augmentation.py``), the normalisation;
+* ``I``: the random resized crop (``resized_crop.py``), the per-crop recipe
+  (``crop_augmentation.py``), the normalisation;
 * ``I^t`` for the ``jigsaw`` pretext: the jigsaw crop resized to 255, one 64-px patch per cell of
   its 3 x 3 grid at VISSL's offsets (0 to 20 in an 85-px cell), the patches in a random order
   (all 9! or the fixed set), each patch augmented on its own; for ``rotation``: the crop, the
@@ -18,34 +18,20 @@ step, so a resumed run draws the same values). ``rotation_jigsaw`` and pretexts 
 have no batched version: they keep the loader-side path, and asking for ``on_device`` with them
 is refused when the transform is built.
 """
-from typing import TYPE_CHECKING, Dict, Optional
+from typing import Dict, Optional
 
 import torch
 
-from vissl_pirl_plugin.data.transforms.batched_crop_augmentation import BatchedCropAugmentation
-from vissl_pirl_plugin.data.transforms.batched_resized_crop import random_regions, resize_regions
-from vissl_pirl_plugin.data.transforms.crop_augmentation import CropAugmentation
-from vissl_pirl_plugin.data.transforms.device_constants import on_device
-from vissl_pirl_plugin.data.transforms.jigsaw import cell_corners
+from vissl_pirl_plugin.data.transforms.batched.crop_augmentation import BatchedCropAugmentation
+from vissl_pirl_plugin.data.transforms.batched.resized_crop import random_regions, resize_regions
+from vissl_pirl_plugin.data.transforms.per_image.crop_augmentation import CropAugmentation
+from vissl_pirl_plugin.data.transforms.batched.device_constants import on_device
+from vissl_pirl_plugin.data.transforms.common.jigsaw import cell_corners
 from vissl_pirl_plugin.data.transforms.jigsaw_pretext import JigsawPretext
-from vissl_pirl_plugin.data.transforms.normalization import NormalizedFloat
-from vissl_pirl_plugin.data.transforms.resized_crop import RandomResizedCrop
+from vissl_pirl_plugin.data.transforms.common.normalization import NormalizedFloat
+from vissl_pirl_plugin.data.transforms.per_image.resized_crop import RandomResizedCrop
+from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair, check_device_pretext
 from vissl_pirl_plugin.data.transforms.rotation_pretext import NUM_ROTATIONS, RotationPretext
-
-if TYPE_CHECKING:  # pirl_pair_transform imports this module
-    from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
-
-DEVICE_PRETEXTS = (JigsawPretext, RotationPretext)
-
-
-def check_device_pretext(pretext: Optional[object]) -> None:
-    """Refuses a pretext without a batched version on the training device."""
-    if pretext is not None and type(pretext) not in DEVICE_PRETEXTS:
-        raise ValueError(
-            f"on_device: the pretext {type(pretext).__name__} has no batched version on the "
-            "training device (jigsaw, rotation and none have). Drop on_device (and "
-            "+config/pretrain/pirl/augmentation=on_device) to run it in the loader workers.")
-
 
 class BatchedResizedCrop:
     """A ``RandomResizedCrop`` of every image of a padded canvas (``crops``), and the per-crop
@@ -66,7 +52,7 @@ class DevicePirlAugmentation:
     """uint8 canvas ``(N, H, W, 3)`` + sizes ``(N, 2)`` -> ``{image_key: I, transformed_key: I^t}``,
     float32, channels-last, as ``pirl_collator`` makes them from the workers' views."""
 
-    def __init__(self, transform: "ImgPilToPirlPair", image_key: str = "images",
+    def __init__(self, transform: ImgPilToPirlPair, image_key: str = "images",
                  transformed_key: str = "patches") -> None:
         """``transform``: the ``ImgPilToPirlPair`` whose arguments are followed."""
         pretext = transform.pretext

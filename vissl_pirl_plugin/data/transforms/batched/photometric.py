@@ -3,22 +3,22 @@
 Paper Appendix A: "random values of color jitter, contrast, brightness, saturation, sharpness,
 equalize etc.", as the authors' released config runs them (VISSL 0.1.6's PIRL YAML: torchvision's
 ``ColorJitter`` on PIL images, ``ImgPilRandomPhotometric``, ``RandomGrayscale``, VISSL's Gaussian
-blur option). ``pil_photometric.py`` runs them in the loader workers with OpenCV; here the same
+blur option). ``per_image/photometric.py`` runs them in the loader workers with OpenCV; here the same
 operations run as torch operations on uint8 ``(N, 3, H, W)`` crops with per-crop parameters
 ``(N,)`` tensors on the crops' device (``+config/pretrain/pirl/augmentation=on_device``).
 
 PIL's arithmetic is followed where it is cheap to: luma is PIL's fixed-point ``L24`` (exact),
 blends are computed in float32 and truncated as ``Image.blend`` does, the 3 x 3 ``SMOOTH`` filter
 is summed in integers, rounded and keeps the border pixels, ``autocontrast`` builds PIL's 256-entry table per crop and
-channel in float64, and the hue goes through PIL's own HSV (``batched_hsv.py``, exact). No
+channel in float64, and the hue goes through PIL's own HSV (``hsv.py``, exact). No
 operation reads a value back to the host, so none waits for the device.
 """
 import torch
 import torch.nn.functional as F
 
-from vissl_pirl_plugin.data.transforms.batched_hsv import hsv_to_rgb, rgb_to_hsv
-from vissl_pirl_plugin.data.transforms.color_jitter import BRIGHTNESS, CONTRAST, SATURATION
-from vissl_pirl_plugin.data.transforms.device_constants import on_device
+from vissl_pirl_plugin.data.transforms.batched.hsv import hsv_to_rgb, rgb_to_hsv
+from vissl_pirl_plugin.data.transforms.batched.device_constants import on_device
+from vissl_pirl_plugin.data.transforms.common.recipe import BRIGHTNESS, CONTRAST, SATURATION
 
 # PIL's L24: (r, g, b) . weights + 0x8000 >> 16
 LUMA_WEIGHTS = torch.tensor([19595, 38470, 7471], dtype=torch.int32).reshape(1, 3, 1, 1)

@@ -1,7 +1,7 @@
 """PIL's 8-bit RGB <-> HSV conversions in torch, bit-exact, for the hue jitter on the training device.
 
 Paper Appendix A: the colour jitter includes "hue", which the authors' config computes in PIL's
-8-bit ``HSV`` mode (torchvision's ``adjust_hue`` on PIL images). ``pil_hsv.py`` reproduces both
+8-bit ``HSV`` mode (torchvision's ``adjust_hue`` on PIL images). ``per_image/hsv.py`` reproduces both
 conversions on every one of the 2**24 colours with PIL-made lookup tables and OpenCV; this module
 runs the same tables and the same per-pixel logic as torch operations on uint8 ``(N, 3, H, W)``
 batches, on any device (``+config/pretrain/pirl/augmentation=on_device``). The tables move to a
@@ -12,12 +12,12 @@ from typing import Tuple
 
 import torch
 
-from vissl_pirl_plugin.data.transforms.pil_hsv import (
+from vissl_pirl_plugin.data.transforms.common.hsv_tables import (
     NOT_LOW_SECTORS,
     SHIFTED_SECTOR,
     VALUE_SECTORS,
-    _backward_tables,
-    _forward_tables,
+    backward_tables,
+    forward_tables,
 )
 
 Tables = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
@@ -25,9 +25,9 @@ Tables = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Ten
 
 @lru_cache(maxsize=None)
 def _device_tables(device: torch.device) -> Tables:
-    """``pil_hsv``'s four tables and the sector table as tensors on ``device``."""
-    hue, saturation = _forward_tables()
-    factor, low = _backward_tables()
+    """``common/hsv_tables``'s four tables and the sector table as tensors on ``device``."""
+    hue, saturation = forward_tables()
+    factor, low = backward_tables()
     return tuple(torch.from_numpy(table).to(device) for table in
                  (hue, saturation, factor, low, SHIFTED_SECTOR))
 
@@ -51,7 +51,7 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
 
 
 def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """PIL's ``convert("RGB")`` of uint8 ``(N, 3, H, W)`` HSV pixels (``pil_hsv.hsv_to_rgb``'s
+    """PIL's ``convert("RGB")`` of uint8 ``(N, 3, H, W)`` HSV pixels (``per_image/hsv.hsv_to_rgb``'s
     channel formula: ``max(p, min(min(v, max(q_or_t, A)), B))``)."""
     _, _, factor_table, low_table, sector_table = _device_tables(hsv.device)
     hue, saturation, value = hsv.to(torch.int64).unbind(1)

@@ -165,7 +165,7 @@ def _get_distribution(name: str) -> types.SimpleNamespace:
 def pkg_resources_stand_in() -> types.ModuleType:
     """The part of ``pkg_resources`` VISSL uses (patch 3); given to VISSL's modules only."""
     module = types.ModuleType("pkg_resources", "vissl-pirl's stand-in for what VISSL 0.1.6 uses "
-                              "of setuptools' removed pkg_resources (vissl_pirl_plugin.vissl_compat)")
+                              "of setuptools' removed pkg_resources (vissl_pirl_plugin.utils.vissl_compat)")
     module.resource_filename = _resource_filename
     module.get_distribution = _get_distribution
     module.DistributionNotFound = DistributionNotFound

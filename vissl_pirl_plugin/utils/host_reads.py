@@ -28,11 +28,11 @@ import torch
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 
-PLUGIN = Path(__file__).resolve().parent
+PLUGIN = Path(__file__).resolve().parents[1]
 # the plugin functions of the per-step path whose reads are of host memory, and why
 HOST_RESIDENT_READS = {
     "finish_agreement": "reads the failure table that start_agreement copied into pinned host "
-                        "memory a step earlier (distributed_checks.py)",
+                        "memory a step earlier (utils/distributed_checks.py)",
 }
 READING_METHODS = {"item", "tolist", "numpy", "cpu", "equal", "__bool__", "__int__", "__float__",
                    "__index__"}

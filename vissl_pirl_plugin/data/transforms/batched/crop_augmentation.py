@@ -5,7 +5,7 @@ Paper Appendix A and the authors' released config, as ``crop_augmentation.py`` d
 (p = 0.66: posterize 4-8 bits, sharpness 0.1-1.9, solarize threshold 0-256, autocontrast),
 ``RandomGrayscale(0.2)``, the optional Gaussian blur and the flip, on I and, independently, on
 every patch. ``CropAugmentation`` runs them in the loader workers; ``BatchedCropAugmentation``
-takes such a recipe and runs the same operations (``batched_photometric.py``) on a uint8
+takes such a recipe and runs the same operations (``photometric.py``) on a uint8
 ``(N, 3, H, W)`` batch of crops on the training device
 (``+config/pretrain/pirl/augmentation=on_device``). Every crop draws its own values, from the
 same distributions and with the same layout of draws as ``CropAugmentation``, from the
@@ -21,21 +21,23 @@ from typing import Sequence
 
 import torch
 
-from vissl_pirl_plugin.data.transforms import batched_photometric as ops
-from vissl_pirl_plugin.data.transforms.color_jitter import HUE, ColorJitter
-from vissl_pirl_plugin.data.transforms.device_constants import on_device
-from vissl_pirl_plugin.data.transforms.crop_augmentation import (
+from vissl_pirl_plugin.data.transforms.batched import photometric as ops
+from vissl_pirl_plugin.data.transforms.batched.device_constants import on_device
+from vissl_pirl_plugin.data.transforms.common.recipe import (
     APPLY,
     BLUR_KERNEL,
     BLUR_SIGMA,
     DRAWS,
+    HUE,
     JITTER_FACTORS,
     PHOTOMETRIC_VALUES,
     POSTERIZE_BITS,
     SHARPNESS_FACTOR,
     SOLARIZE_THRESHOLD,
-    CropAugmentation,
 )
+from vissl_pirl_plugin.data.transforms.per_image.color_jitter import ColorJitter
+from vissl_pirl_plugin.data.transforms.per_image.crop_augmentation import CropAugmentation
+
 
 def _uniform_int(uniforms: torch.Tensor, bounds: Sequence[int]) -> torch.Tensor:
     """Integers uniform in the closed range ``bounds`` from uniforms in [0, 1)."""

@@ -6,7 +6,7 @@ saturation factors uniform in ``[max(0, 1 - x), 1 + x]``, a hue shift uniform in
 turns, applied in a random order drawn per crop). Every crop of a batch (I, or the 9 jigsaw
 patches) gets its own factors and order.
 
-The ops are ``pil_photometric.py``'s uint8 ones, equal to +-1 grey level to torchvision's ops on
+The ops are ``photometric.py``'s uint8 ones, equal to +-1 grey level to torchvision's ops on
 the PIL images VISSL's ``ColorJitter`` works on (hue exactly). Hue, the costly op, runs once on
 the whole batch; each other op runs, step by step, on the crops that have it at that step
 before their hue, then on those that have it after: every crop still sees its own order.
@@ -15,7 +15,8 @@ from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from vissl_pirl_plugin.data.transforms.pil_photometric import (
+from vissl_pirl_plugin.data.transforms.common.recipe import HUE, jitter_ranges
+from vissl_pirl_plugin.data.transforms.per_image.photometric import (
     apply_to_rows,
     brightness,
     contrast,
@@ -23,24 +24,14 @@ from vissl_pirl_plugin.data.transforms.pil_photometric import (
     saturation,
 )
 
-OPS = (brightness, contrast, saturation, hue)
-BRIGHTNESS, CONTRAST, SATURATION, HUE = range(4)  # indices into OPS, the factors and the orders
+OPS = (brightness, contrast, saturation, hue)  # in the order of recipe's indices
 
 
 class ColorJitter:
     """torchvision's ``ColorJitter(brightness, contrast, saturation, hue)`` on a batch of crops."""
 
     def __init__(self, strengths: Sequence[float] = (0.4, 0.4, 0.4, 0.2)) -> None:
-        if len(strengths) != 4:
-            raise ValueError("color_jitter must be [brightness, contrast, saturation, hue], got "
-                             f"{list(strengths)}.")
-        *factors, hue_shift = (float(v) for v in strengths)
-        if not 0 <= hue_shift <= 0.5:
-            raise ValueError(f"color_jitter hue={hue_shift} must be in [0, 0.5].")
-        ranges = [(max(0.0, 1 - v), 1 + v) for v in factors]
-        self.low, self.high = (np.array(bound, dtype=np.float32)
-                               for bound in zip(*ranges, (-hue_shift, hue_shift)))
-        self.active = [float(strength) > 0 for strength in strengths]
+        self.low, self.high, self.active = jitter_ranges(strengths)
 
     def __call__(self, crops: np.ndarray, uniforms: np.ndarray, orders: np.ndarray) -> np.ndarray:
         """uint8 ``(N, H, W, 3)`` -> uint8; ``uniforms`` ``(N, 4)`` in [0, 1) pick the factors,

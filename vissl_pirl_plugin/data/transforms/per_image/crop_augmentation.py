@@ -22,8 +22,19 @@ import cv2
 import numpy as np
 import torch
 
-from vissl_pirl_plugin.data.transforms.color_jitter import ColorJitter
-from vissl_pirl_plugin.data.transforms.pil_photometric import (
+from vissl_pirl_plugin.data.transforms.common.recipe import (
+    APPLY,
+    BLUR_KERNEL,
+    BLUR_SIGMA,
+    DRAWS,
+    JITTER_FACTORS,
+    PHOTOMETRIC_VALUES,
+    POSTERIZE_BITS,
+    SHARPNESS_FACTOR,
+    SOLARIZE_THRESHOLD,
+)
+from vissl_pirl_plugin.data.transforms.per_image.color_jitter import ColorJitter
+from vissl_pirl_plugin.data.transforms.per_image.photometric import (
     apply_to_rows,
     autocontrast,
     flip,
@@ -32,16 +43,6 @@ from vissl_pirl_plugin.data.transforms.pil_photometric import (
     sharpness,
     solarize,
 )
-
-POSTERIZE_BITS = (4, 8)  # closed ranges of VISSL's pil_photometric_transforms_lib.py
-SOLARIZE_THRESHOLD = (0, 256)
-SHARPNESS_FACTOR = (0.1, 1.9)  # uniform in [0.1, 1.9)
-BLUR_KERNEL = 23
-# a batch's random numbers, drawn at once, by column: whether each op applies (jitter,
-# photometric, grayscale, blur, flip: ``rates``), the 4 jitter factors, posterize bits,
-# sharpness and solarize threshold, the blur sigma; then the jitter orders
-DRAWS = 13
-APPLY, JITTER_FACTORS, PHOTOMETRIC_VALUES, BLUR_SIGMA = slice(0, 5), slice(5, 9), slice(9, 12), 12
 
 
 def _uniform_int(uniforms: np.ndarray, bounds: Sequence[int]) -> np.ndarray:
