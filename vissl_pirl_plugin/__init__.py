@@ -9,7 +9,8 @@ Importing the package registers its components in VISSL's registries:
   pretexts ``jigsaw``, ``rotation`` and ``rotation_jigsaw`` (``register_pretext`` adds yours);
 * ``models/``: head ``pirl_jigsaw_head``, trunk ``resnet_small`` (ResNet-18/10 for CPU demos);
 * ``engine/``: train step ``pirl_device_augmentation_train_step`` (the augmentation on the
-  training device, ``+config/pretrain/pirl/augmentation=on_device``).
+  training device, ``+config/pretrain/pirl/augmentation=on_device``) and task
+  ``pirl_self_supervision_task`` (``DATA.TRAIN.RANK_SPLIT``, batch norm across CPU ranks).
 
 ``hooks/`` (added by ``pirl_hook_generator``), the rest of ``engine/`` (the launcher) and
 ``tools/`` (what users run) are imported where they are used. ``vissl_compat`` patches VISSL for today's stack
@@ -30,7 +31,7 @@ from vissl_pirl_plugin.data.transforms import (  # noqa: E402,F401
     rotation_pretext,
 )
 from vissl_pirl_plugin.data.transforms.pretext import register_pretext  # noqa: E402,F401
-from vissl_pirl_plugin.engine import device_augmentation_train_step  # noqa: E402,F401
+from vissl_pirl_plugin.engine import device_augmentation_train_step, pirl_task  # noqa: E402,F401
 from vissl_pirl_plugin.losses import pirl_loss  # noqa: E402,F401
 from vissl_pirl_plugin.models import pirl_jigsaw_head, resnet_small_trunk  # noqa: E402,F401
 

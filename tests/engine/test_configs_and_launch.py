@@ -164,10 +164,25 @@ def test_slurm_launch_submits_the_plugin_job(monkeypatch, tmp_path):
     ("config.LOSS.pirl_loss.temperature=0", r"temperature=0(\.0)? must be > 0"),
     ("config.DATA.TRAIN.LABEL_TYPE=zero", "LABEL_TYPE='zero'"),
     ("config.DATA.TRAIN.LABEL_SOURCES=[disk_folder]", "LABEL_SOURCES=.'disk_folder'."),
+    ("config.DATA.TRAIN.RANK_SPLIT=random", "RANK_SPLIT='random': use global_shuffle"),
+    ("config.TRAINER.TASK_NAME=self_supervision_task",
+     "RANK_SPLIT=global_shuffle needs TRAINER.TASK_NAME=pirl_self_supervision_task"),
 ])
 def test_bad_configs_fail_before_workers_start(override, match):
     with pytest.raises(ValueError, match=match):
         validate_config(compose(PAPER, override))
+
+
+def test_cpu_sync_bn_needs_the_plugins_task():
+    """VISSL's task skips the conversion on CPUs without a word; the plugin's converts."""
+    cfg = compose(PAPER, "config.TRAINER.TASK_NAME=self_supervision_task",
+                  "config.DATA.TRAIN.RANK_SPLIT=vissl_blocks", "config.MACHINE.DEVICE=cpu",
+                  "config.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true")
+    with pytest.raises(ValueError, match="converts batch norm on GPUs only.*"
+                                         "TASK_NAME=pirl_self_supervision_task"):
+        validate_config(cfg)
+    validate_config(compose(PAPER, "config.MACHINE.DEVICE=cpu",
+                            "config.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true"))
 
 
 def test_a_folder_needs_only_data_paths(image_folder):

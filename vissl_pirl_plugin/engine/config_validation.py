@@ -14,9 +14,11 @@ from vissl.config import AttrDict
 from vissl.utils.checkpoint import get_checkpoint_folder, get_resume_checkpoint
 from vissl.utils.misc import is_apex_available
 
+from vissl_pirl_plugin.data.global_shuffle_sampler import GLOBAL_SHUFFLE, RANK_SPLITS, VISSL_BLOCKS
 from vissl_pirl_plugin.data.image_folder import folder_image_count
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
+from vissl_pirl_plugin.engine.pirl_task import TASK_NAME as PIRL_TASK
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
 from vissl_pirl_plugin.losses.memory_bank import BANK_INITS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
@@ -56,6 +58,7 @@ def validate_config(cfg: AttrDict) -> None:
     settings."""
     validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
     validate_no_apex(cfg.MODEL)
+    validate_task(cfg)
     validate_checkpoint_pruning(cfg.CHECKPOINT)
     if cfg.LOSS.name != "pirl_loss":
         return
@@ -98,6 +101,29 @@ def validate_no_apex(model: AttrDict) -> None:
         if value == "apex" and not is_apex_available():
             raise ValueError(f"MODEL.{key}=apex but apex is not installed. Use PyTorch's: "
                              f"config.MODEL.{key}=pytorch.")
+
+
+def validate_task(cfg: AttrDict) -> None:
+    """``DATA.TRAIN.RANK_SPLIT`` names a split, and what only ``pirl_self_supervision_task`` does
+    (a split other than VISSL's, batch norm across CPU ranks) is not asked of VISSL's task, which
+    would ignore it without a word."""
+    split = cfg.DATA.TRAIN.get("RANK_SPLIT", VISSL_BLOCKS)
+    if split not in RANK_SPLITS:
+        raise ValueError(f"DATA.TRAIN.RANK_SPLIT={split!r}: use {GLOBAL_SHUFFLE} (a fresh "
+                         f"permutation of the whole dataset every epoch, split across the ranks) "
+                         f"or {VISSL_BLOCKS} (VISSL 0.1.6's fixed per-rank blocks).")
+    if cfg.TRAINER.TASK_NAME == PIRL_TASK:
+        return
+    if split == GLOBAL_SHUFFLE:
+        raise ValueError(
+            f"DATA.TRAIN.RANK_SPLIT={GLOBAL_SHUFFLE} needs TRAINER.TASK_NAME={PIRL_TASK} (VISSL's "
+            f"{cfg.TRAINER.TASK_NAME} would keep its fixed per-rank blocks). Set "
+            f"config.TRAINER.TASK_NAME={PIRL_TASK}, or config.DATA.TRAIN.RANK_SPLIT={VISSL_BLOCKS}.")
+    if cfg.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN and cfg.MACHINE.DEVICE == "cpu":
+        raise ValueError(
+            "MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true with MACHINE.DEVICE=cpu: VISSL's "
+            f"{cfg.TRAINER.TASK_NAME} converts batch norm on GPUs only and would keep it per rank. "
+            f"Set config.TRAINER.TASK_NAME={PIRL_TASK}.")
 
 
 def validate_checkpoint_pruning(checkpoint: AttrDict) -> None:
