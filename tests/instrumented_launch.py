@@ -4,13 +4,15 @@
 
 Always saves each rank's memory bank, Z and model state to
 ``DUMP_DIR/state_{start,end}_rank{R}.pt`` at the start (after any checkpoint is
-loaded) and at the end of training. Environment variables inject faults:
+loaded) and at the end of training, and appends each step's iteration and sample indices to
+``DUMP_DIR/indices_rank{R}.jsonl``. Environment variables inject faults:
 
 * ``PIRL_TEST_CORRUPT_RANK=R`` with ``PIRL_TEST_FAULT_STEP=S``: rank R perturbs one
   row of its bank after step S (rank drift);
 * ``PIRL_TEST_NAN_STEP=S``: a trunk weight becomes NaN after step S;
 * ``PIRL_TEST_STEP_SLEEP=T``: every step sleeps T seconds (time to kill the run).
 """
+import json
 import os
 import sys
 import time
@@ -37,6 +39,11 @@ class StateDumpHook(NoopHook):
 
     def on_start(self, task) -> None:
         self._dump(task, "start")
+
+    def on_update(self, task) -> None:
+        with open(os.path.join(self.folder, f"indices_rank{get_rank()}.jsonl"), "a") as log:
+            log.write(json.dumps({"iteration": task.iteration,
+                                  "indices": task.last_batch.target.tolist()}) + "\n")
 
     def on_end(self, task) -> None:
         self._dump(task, "end")
