@@ -109,51 +109,6 @@ def test_vissls_per_rank_nan_checks_give_way_to_the_guard():
     assert {CheckNanLossHook, CheckNanModelOutputHook, LogLossMetricsCheckpointHook} <= set(simclr)
 
 
-def test_slurm_job_runs_with_the_bank_hook(monkeypatch):
-    """VISSL's own _ResumableSlurmJob would pass default_hook_generator (no bank updates)."""
-    import submitit
-
-    class FakeEnvironment:
-        global_rank, hostnames = 3, ["node-a", "node-b"]
-
-    seen = {}
-    monkeypatch.setattr(submitit, "JobEnvironment", FakeEnvironment)
-    monkeypatch.setattr(distributed_launcher, "launch_distributed",
-                        lambda **kwargs: seen.update(kwargs))
-    cfg = compose(PAPER, "config.SLURM.USE_SLURM=true", "config.SLURM.PORT_ID=4321")
-    launcher.PirlSlurmJob(engine_name="train", config=cfg)()
-    assert seen["node_id"] == 3
-    assert seen["cfg"].DISTRIBUTED.RUN_ID == "node-a:4321"
-    hooks = seen["hook_generator"](cfg)
-    assert any(isinstance(h, MemoryBankUpdateHook) for h in hooks)
-    resubmission = launcher.PirlSlurmJob(engine_name="train", config=cfg).checkpoint()
-    assert isinstance(resubmission.function, launcher.PirlSlurmJob)
-
-
-def test_slurm_launch_submits_the_plugin_job(monkeypatch, tmp_path):
-    import submitit
-
-    submitted = []
-
-    class FakeExecutor:
-        def __init__(self, folder):
-            pass
-
-        def update_parameters(self, **kwargs):
-            pass
-
-        def submit(self, job):
-            submitted.append(job)
-            return type("Job", (), {"job_id": "42"})()
-
-    monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
-    cfg = compose(PAPER, "config.SLURM.USE_SLURM=true", "config.SLURM.PARTITION=learn",
-                  f"config.SLURM.LOG_FOLDER={tmp_path}")
-    launcher.launch(cfg)
-    assert len(submitted) == 1 and isinstance(submitted[0], launcher.PirlSlurmJob)
-    assert distributed_launcher._ResumableSlurmJob is not launcher.PirlSlurmJob  # restored
-
-
 @pytest.mark.parametrize("override, match", [
     ("config.MODEL.HEAD.PARAMS.0.0.1.in_dim=512",
      r"PARAMS\[0\] \(pirl_jigsaw_head\) takes 512-d input but the trunk \(resnet\) outputs 2048"),
