@@ -13,9 +13,10 @@ from typing import Any, Callable, Iterator, List
 
 from vissl.config import AttrDict
 from vissl.utils import distributed_launcher
-from vissl.utils.hydra_config import compose_hydra_configuration, convert_to_attrdict
 
 from vissl_pirl_plugin.engine import slurm_job
+# ``(args, config)`` from command-line overrides; a misspelt config or key: ConfigNameError
+from vissl_pirl_plugin.engine.config_names import compose as compose_config
 from vissl_pirl_plugin.engine.config_validation import (
     prepare_augmentation,
     prepare_data,
@@ -68,11 +69,6 @@ def launch(cfg: AttrDict, engine_name: str = "train", node_id: int = 0,
         prepare_data(cfg)
     return distributed_launcher.launch_distributed(
         cfg=cfg, node_id=node_id, engine_name=engine_name, hook_generator=hook_generator)
-
-
-def compose_config(overrides: List[str]):
-    """``(args, config)`` composed from VISSL's defaults and the command-line overrides."""
-    return convert_to_attrdict(compose_hydra_configuration(overrides))
 
 
 def main(overrides: List[str]):
