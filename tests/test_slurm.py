@@ -217,23 +217,36 @@ def test_two_jobs_on_one_node_meet_at_ports_of_their_own(cluster, shared):
     assert len(ports) == 2 and sorted(os.listdir(barrier)) == sorted(jobs)
 
 
-def test_a_request_that_can_never_run_is_refused_at_launch(cluster, shared):
-    """What a new user types first: VISSL's defaults ask for 8 CPUs per process and 250 GB;
-    here 1000000 GB, more than any node. One line names each key and the value that fits, and
-    nothing is submitted."""
+def node_memory_gb(cluster: Cluster) -> int:
+    """The most memory a job may ask of one node of the partition, in GB (1024 MB)."""
+    return max(int(mb.rstrip("+")) for mb in cluster.run(
+        "sinfo", "--noheader", "--Node", "--partition", cluster.partition, "--format=%m").stdout.split()) // 1024
+
+
+@pytest.mark.parametrize("slurm, refusal", [
+    (["config.SLURM.MEM_GB=1000000"],
+     lambda cluster: (f"This SLURM job could never start (partition {cluster.partition}: 1 node(s) "
+                      "x 8 process(es), 64 CPUs, 1000000 GB, no GPU per node, 72 h 0 min): ",
+                      f"config.SLURM.MEM_GB=1000000 but partition {cluster.partition}'s nodes have "
+                      f"{node_memory_gb(cluster)} GB: set config.SLURM.MEM_GB={node_memory_gb(cluster)}")),
+    (["config.SLURM.PARTITION=no_such_partition"],
+     lambda cluster: ("config.SLURM.PARTITION='no_such_partition' is not a partition of this "
+                      "cluster: set it to one of ", f"{cluster.partition}")),
+], ids=["memory", "partition"])
+def test_a_request_that_can_never_run_is_refused_at_launch(cluster, shared, slurm, refusal):
+    """What a new user types first (VISSL's defaults ask for 8 CPUs for each of 8 processes
+    and 72 hours), with more memory than any node has, or a partition that does not exist: one
+    line names the key and the value that fits, and nothing is submitted."""
     images = write_image_folder(shared / "images", num_images=4)
     before = cluster.jobs()
     result = launch(cluster, [sys.executable, LAUNCHER, "config=pretrain/pirl/pirl_jigsaw_4node_resnet50",
                               "config.MACHINE.DEVICE=cpu", "config.DISTRIBUTED.NUM_NODES=1",
                               f"config.DATA.TRAIN.DATA_PATHS=[{images}]",
                               "config.LOSS.pirl_loss.num_negatives=2", "config.SLURM.USE_SLURM=true",
-                              f"config.SLURM.PARTITION={cluster.partition}",
-                              "config.SLURM.MEM_GB=1000000", f"config.CHECKPOINT.DIR={shared}"],
-                    cwd=shared, expect_rc=1)
+                              f"config.SLURM.PARTITION={cluster.partition}", *slurm,
+                              f"config.CHECKPOINT.DIR={shared}"], cwd=shared, expect_rc=1)
     assert result.stderr.count("\n") == 1 and result.stdout == "", result.stderr
-    largest = max(int(mb.rstrip("+")) for mb in cluster.run(
-        "sinfo", "--noheader", "--Node", "--partition", cluster.partition, "--format=%m").stdout.split())
-    assert result.stderr.startswith("run_distributed_engines.py: error: This SLURM job could never start")
-    assert (f"config.SLURM.MEM_GB=1000000 but partition {cluster.partition}'s nodes have "
-            f"{largest // 1024} GB: set config.SLURM.MEM_GB={largest // 1024}") in result.stderr
+    assert result.stderr.startswith("run_distributed_engines.py: error: ")
+    for part in refusal(cluster):
+        assert part in result.stderr
     assert cluster.jobs() == before

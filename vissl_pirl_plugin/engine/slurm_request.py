@@ -110,17 +110,17 @@ class Partition:
         that do."""
         if not name:
             raise ValueError("config.SLURM.PARTITION is not set: set it to one of this cluster's "
-                             f"partitions ({', '.join(partition_names())}).")
+                             f"partitions, {', '.join(partition_names())} (* marks the default).")
         fields = _fields(_slurm_command(["scontrol", "show", "partition", name, "--oneliner"],
                                         missing_ok=True))
         if fields.get("PartitionName") != name:
             raise ValueError(f"config.SLURM.PARTITION={name!r} is not a partition of this cluster: "
-                             f"set it to one of {', '.join(partition_names())}.")
+                             f"set it to one of {', '.join(partition_names())} (* marks the default).")
         nodes = []
         for line in _slurm_command(["sinfo", "--noheader", "--Node", "--partition", name,
                                     "--format=%N|%c|%m|%G"]).splitlines():
             node, cpus, mem_mb, gres = line.strip().split("|")
-            nodes.append(Node(node, int(cpus), int(mem_mb.rstrip("+")), gres_gpus(gres)))
+            nodes.append(Node(node, int(cpus.rstrip("+")), int(mem_mb.rstrip("+")), gres_gpus(gres)))
         return cls(name=name, nodes=tuple(nodes),
                    max_time_min=parse_minutes(fields.get("MaxTime", "UNLIMITED")),
                    max_nodes=_limit(fields.get("MaxNodes", "UNLIMITED")),
@@ -241,7 +241,11 @@ def _slurm_command(command: List[str], missing_ok: bool = False) -> str:
     if shutil.which(command[0]) is None:
         raise ValueError(f"config.SLURM.USE_SLURM=true but {command[0]} is not on the PATH: "
                          "submit from a SLURM login node (where sbatch, sinfo and squeue run).")
-    result = subprocess.run(command, capture_output=True, text=True, timeout=SLURM_TIMEOUT_S)
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=SLURM_TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        raise ValueError(f"`{' '.join(command)}` did not answer in {SLURM_TIMEOUT_S} s: is the SLURM "
+                         "controller reachable from this host?") from error
     if result.returncode != 0 and not missing_ok:
         raise ValueError(f"`{' '.join(command)}` failed: {result.stderr.strip()} Is the SLURM "
                          "controller reachable from this host?")
