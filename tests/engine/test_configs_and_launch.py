@@ -24,19 +24,9 @@ from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 
-from conftest import REPO
+from conftest import PAPER, REPO, compose
 
-PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_dir(tmp_path, monkeypatch):
-    """VISSL saves train_config.yaml to CHECKPOINT.DIR ('.') when it converts a config."""
-    monkeypatch.chdir(tmp_path)
-
-
-def compose(*overrides):
-    return launcher.compose_config(list(overrides))[1]
+pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 
 
 @pytest.mark.parametrize("order", ["vissl_first", "plugin_first"])

@@ -3,7 +3,6 @@ the data checks made before submission. tests/test_slurm.py runs it on a real cl
 import pytest
 
 from vissl_pirl_plugin.engine import slurm_job
-from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.engine.slurm_job import (
     PORT_RANGE,
     VISSL_DEFAULT_PORT,
@@ -13,18 +12,9 @@ from vissl_pirl_plugin.engine.slurm_job import (
 )
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 
-from conftest import write_image_folder
+from conftest import PAPER, compose, write_image_folder
 
-PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_dir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
-def compose(*overrides):
-    return compose_config([PAPER, *overrides])[1]
+pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 
 
 def test_each_job_meets_at_a_port_of_its_own_below_the_ephemeral_ports():
@@ -46,7 +36,7 @@ def test_the_job_trains_with_the_launchers_hooks_at_its_port(monkeypatch):
     monkeypatch.setattr(submitit, "JobEnvironment", JobEnvironment)
     monkeypatch.setattr(slurm_job.distributed_launcher, "launch_distributed",
                         lambda **kwargs: seen.update(kwargs))
-    cfg = compose("config.SLURM.USE_SLURM=true")
+    cfg = compose(PAPER, "config.SLURM.USE_SLURM=true")
     PirlSlurmJob(engine_name="train", config=cfg)()
     assert seen["node_id"] == 3
     assert seen["cfg"].DISTRIBUTED.RUN_ID == f"node-a:{20000 + 12345 % 12000}"
@@ -61,14 +51,14 @@ def test_a_data_path_that_does_not_exist_here_is_refused_unless_the_data_is_node
     with pytest.raises(ValueError, match=r"DATA_PATHS\[0\]='.*/nowhere' does not exist on \S+, "
                                          r"which submits the job\. .* add "
                                          r"config\.SLURM\.NODE_LOCAL_DATA=true"):
-        check_data_before_submission(compose(f"config.DATA.TRAIN.DATA_PATHS=[{missing}]"))
-    check_data_before_submission(compose(f"config.DATA.TRAIN.DATA_PATHS=[{missing}]",
+        check_data_before_submission(compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{missing}]"))
+    check_data_before_submission(compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{missing}]",
                                          "config.SLURM.NODE_LOCAL_DATA=true"))
 
 
 def test_the_data_checks_of_a_local_launch_run_before_submission(tmp_path):
     images = write_image_folder(tmp_path / "images", num_images=4)
-    cfg = compose(f"config.DATA.TRAIN.DATA_PATHS=[{images}]")
+    cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{images}]")
     with pytest.raises(ValueError, match="num_negatives=32000 must be smaller than the training "
                                          "dataset, which has 4 images"):
         check_data_before_submission(cfg)

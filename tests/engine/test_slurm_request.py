@@ -3,7 +3,6 @@ could never start refused with the keys and values that fit. Partitions of sever
 GPUs, which the test cluster (tests/test_slurm.py) does not have, are built here."""
 import pytest
 
-from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.engine.slurm_request import (
     Node,
     Partition,
@@ -13,18 +12,14 @@ from vissl_pirl_plugin.engine.slurm_request import (
     parse_minutes,
 )
 
-PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
+from conftest import PAPER, compose
+
+pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 DGX = Node("dgx", cpus=80, mem_mb=512 * 1024, gpus=8)
 
 
-@pytest.fixture(autouse=True)
-def in_tmp_dir(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-
 def request(*overrides: str) -> SlurmRequest:
-    return SlurmRequest.from_config(compose_config([PAPER, "config.SLURM.PARTITION=gpu",
-                                                    *overrides])[1])
+    return SlurmRequest.from_config(compose(PAPER, "config.SLURM.PARTITION=gpu", *overrides))
 
 
 def partition(*nodes: Node, max_time_min=72 * 60, **limits) -> Partition:
@@ -36,11 +31,11 @@ def test_the_paper_run_asks_for_four_nodes_of_eight_gpus_and_the_cpu_none():
     paper = request("config.SLURM.NUM_CPU_PER_PROC=10", "config.SLURM.MEM_GB=480")
     assert (paper.nodes, paper.cpus_per_node, paper.mem_gb, paper.gpus_per_node, paper.time_min) \
         == (4, 80, 480, 8, 72 * 60)
-    assert paper.executor_parameters(compose_config([PAPER])[1].SLURM)["gpus_per_node"] == 8
+    assert paper.executor_parameters(compose(PAPER).SLURM)["gpus_per_node"] == 8
     check_request_fits(paper, partition(*[DGX] * 4))
     cpu = request("config.MACHINE.DEVICE=cpu")
     assert cpu.gpus_per_node == 0  # VISSL asked for NUM_PROC_PER_NODE GPUs: sbatch refused
-    assert "gpus_per_node" not in cpu.executor_parameters(compose_config([PAPER])[1].SLURM)
+    assert "gpus_per_node" not in cpu.executor_parameters(compose(PAPER).SLURM)
 
 
 def test_vissls_defaults_on_a_small_node_name_every_key_and_the_value_that_fits():

@@ -79,6 +79,7 @@ class SlurmRequest:
         return parameters
 
     def describe(self) -> str:
+        """The request in a few words, for the launcher's messages."""
         gpus = f"{self.gpus_per_node} GPUs" if self.gpus_per_node else "no GPU"
         return (f"partition {self.partition}: {self.nodes} node(s) x {self.processes_per_node} "
                 f"process(es), {self.cpus_per_node} CPUs, {self.mem_gb} GB, {gpus} per node, "
@@ -87,6 +88,8 @@ class SlurmRequest:
 
 @dataclass(frozen=True)
 class Node:
+    """One node of a partition: its CPUs, memory (``RealMemory``, MB) and GPUs (gres)."""
+
     name: str
     cpus: int
     mem_mb: int
@@ -224,6 +227,7 @@ def parse_minutes(text: str) -> Optional[int]:
 
 
 def format_minutes(minutes: int) -> str:
+    """``90`` as ``1 h 30 min``."""
     hours, rest = divmod(minutes, 60)
     return f"{hours} h {rest} min"
 
