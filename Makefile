@@ -17,7 +17,7 @@ DEMO_DATA := data/demo/.complete-v1-72
 PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: install demo test test-fast test-second-python _second-venv bench compare quality-guard gpu-check \
-	gpu-wheels gpu-sim-check clean
+	gpu-wheels gpu-sim-check slurm-packages slurm-check clean
 
 install: $(STAMP) $(DEMO_DATA)
 
@@ -47,8 +47,11 @@ $(DEMO_DATA): $(STAMP)
 demo: install
 	$(PY) -m vissl_pirl_plugin.tools.demo $(DEMO_ARGS)
 
-test: install
-	$(PY) -m pytest
+# as root (CI), tests/test_slurm.py must run, not skip: slurm-packages installs SLURM first
+SLURM_REQUIRED := $(shell [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && echo 1)
+
+test: install slurm-packages
+	PIRL_SLURM_REQUIRED=$(SLURM_REQUIRED) $(PY) -m pytest
 	$(MAKE) --no-print-directory test-second-python
 
 test-fast: install
@@ -67,6 +70,32 @@ endif
 
 _second-venv:
 	$(call install_venv,$(SECOND_PYTHON_BIN),$(SECOND_VENV),$(SECOND_PYTHON))
+
+# Debian's SLURM for tests/test_slurm.py, where it is absent and we are root: the packages only,
+# no daemon started (a policy-rc.d that denies starts, the machine's own or one for the install);
+# the tests start a private cluster and stop it. Idempotent: nothing to do once installed.
+SLURM_PACKAGES := slurm-wlm munge
+slurm-packages:
+	@command -v slurmctld >/dev/null && command -v slurmd >/dev/null && command -v munged >/dev/null \
+		&& exit 0; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+		echo "SKIPPED: installing $(SLURM_PACKAGES) needs root and apt-get (tests/test_slurm.py says why it skips)."; \
+		exit 0; fi; \
+	echo "Installing $(SLURM_PACKAGES) for tests/test_slurm.py (no daemon is started)"; \
+	policy=/usr/sbin/policy-rc.d; own=0; \
+	[ -e $$policy ] || { printf '#!/bin/sh\nexit 101\n' > $$policy && chmod +x $$policy && own=1; }; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null \
+		|| { apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $(SLURM_PACKAGES) >/dev/null; }; \
+	status=$$?; [ $$own = 0 ] || rm -f $$policy; exit $$status
+
+# tests/test_slurm.py alone: a private one-node cluster (root), or your own cluster from its login
+# node with SLURM_PARTITION=<partition> SLURM_CHECK_DIR=<a folder the compute nodes share>
+SLURM_PARTITION ?=
+SLURM_CHECK_DIR ?=
+slurm-check: install $(if $(SLURM_PARTITION),,slurm-packages)
+	PIRL_SLURM_REQUIRED=1 PIRL_SLURM_PARTITION=$(SLURM_PARTITION) PIRL_SLURM_DIR=$(SLURM_CHECK_DIR) \
+		$(PY) -m pytest -v tests/test_slurm.py
 
 bench: install
 	$(PY) benchmarks/run_benchmarks.py

@@ -11,6 +11,7 @@ from PIL import Image
 import vissl_pirl_plugin  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
+PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
 
 
 def write_image_folder(root: Path, num_images: int, size: int = 96, seed: int = 0,
@@ -38,6 +39,19 @@ def on_tensors(batched_op):
         return out.permute(0, 2, 3, 1).numpy()
     run.__name__ = f"batched_{batched_op.__name__}"
     return run
+
+
+@pytest.fixture
+def in_tmp_dir(tmp_path: Path, monkeypatch) -> None:
+    """VISSL saves train_config.yaml to CHECKPOINT.DIR ('.') when it converts a config."""
+    monkeypatch.chdir(tmp_path)
+
+
+def compose(*overrides: str):
+    """The config the launcher composes from these command-line overrides."""
+    from vissl_pirl_plugin.engine.launcher import compose_config
+
+    return compose_config(list(overrides))[1]
 
 
 @pytest.fixture

@@ -10,7 +10,17 @@ loaded) and at the end of training, and appends each step's iteration and sample
 * ``PIRL_TEST_CORRUPT_RANK=R`` with ``PIRL_TEST_FAULT_STEP=S``: rank R perturbs one
   row of its bank after step S (rank drift);
 * ``PIRL_TEST_NAN_STEP=S``: a trunk weight becomes NaN after step S;
-* ``PIRL_TEST_STEP_SLEEP=T``: every step sleeps T seconds (time to kill the run).
+* ``PIRL_TEST_STEP_SLEEP=T``: every step sleeps T seconds (time to kill the run);
+* ``PIRL_TEST_PAUSE_STEP=S`` with ``PIRL_TEST_PAUSE_FILE=F``: in a SLURM job's first run (not
+  after a requeue), every rank stops after step S's optimizer step, before the step is logged or
+  checkpointed; rank 0 writes F, and all wait to be pre-empted (at most ``PAUSE_LIMIT_S``);
+* ``PIRL_TEST_BARRIER_DIR=D`` with ``PIRL_TEST_BARRIER_COUNT=N``: at the start of training
+  (after the ranks met), rank 0 of each SLURM job writes ``D/<job id>`` and waits until N jobs
+  have (at most ``PAUSE_LIMIT_S``), so that N jobs run at the same time.
+
+The launch passes the hooks as a function of the module ``instrumented_launch``, not of
+``__main__``, so that the processes VISSL spawns (and a SLURM job, with ``tests/`` on its
+``PYTHONPATH``) import them by name.
 """
 import json
 import os
@@ -49,6 +59,17 @@ class StateDumpHook(NoopHook):
         self._dump(task, "end")
 
 
+PAUSE_LIMIT_S = 600
+
+
+def wait_for(ready, what: str) -> None:
+    deadline = time.monotonic() + PAUSE_LIMIT_S
+    while not ready():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"instrumented_launch: waited {PAUSE_LIMIT_S} s for {what}")
+        time.sleep(0.2)
+
+
 class FaultInjectionHook(NoopHook):
     """Runs after the optimizer step (``on_update``), before the plugin's hooks look again."""
 
@@ -56,9 +77,22 @@ class FaultInjectionHook(NoopHook):
         super().__init__()
         self.steps = 0
 
+    def on_start(self, task) -> None:
+        env = os.environ
+        if env.get("PIRL_TEST_BARRIER_DIR") and get_rank() == 0:
+            folder = env["PIRL_TEST_BARRIER_DIR"]
+            open(os.path.join(folder, env["SLURM_JOB_ID"]), "w").close()
+            count = int(env["PIRL_TEST_BARRIER_COUNT"])
+            wait_for(lambda: len(os.listdir(folder)) >= count, f"{count} jobs at the barrier")
+
     def on_update(self, task) -> None:
         self.steps += 1
         env = os.environ
+        first_run = env.get("SLURM_RESTART_COUNT", "0") == "0"
+        if self.steps == int(env.get("PIRL_TEST_PAUSE_STEP", -1)) and first_run:
+            if get_rank() == 0:
+                open(env["PIRL_TEST_PAUSE_FILE"], "w").close()
+            wait_for(lambda: False, "a pre-emption")
         if env.get("PIRL_TEST_STEP_SLEEP"):
             time.sleep(float(env["PIRL_TEST_STEP_SLEEP"]))
         if self.steps == int(env.get("PIRL_TEST_FAULT_STEP", -1)):
@@ -78,10 +112,12 @@ def instrumented_hook_generator(cfg):
 def main() -> None:
     from vissl_pirl_plugin.engine.launcher import compose_config, launch
 
+    import instrumented_launch  # this file, by its module name (tests/ is sys.path[0])
+
     os.environ["PIRL_TEST_DUMP_DIR"] = sys.argv[1]
     args, config = compose_config(sys.argv[2:])
     launch(config, engine_name=args.engine_name, node_id=args.node_id,
-           hook_generator=instrumented_hook_generator)
+           hook_generator=instrumented_launch.instrumented_hook_generator)
 
 
 if __name__ == "__main__":

@@ -24,19 +24,9 @@ from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 
-from conftest import REPO
+from conftest import PAPER, REPO, compose
 
-PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
-
-
-@pytest.fixture(autouse=True)
-def in_tmp_dir(tmp_path, monkeypatch):
-    """VISSL saves train_config.yaml to CHECKPOINT.DIR ('.') when it converts a config."""
-    monkeypatch.chdir(tmp_path)
-
-
-def compose(*overrides):
-    return launcher.compose_config(list(overrides))[1]
+pytestmark = pytest.mark.usefixtures("in_tmp_dir")
 
 
 @pytest.mark.parametrize("order", ["vissl_first", "plugin_first"])
@@ -107,51 +97,6 @@ def test_vissls_per_rank_nan_checks_give_way_to_the_guard():
     GuardedCheckpointHook(1).on_forward(task)  # no check, no checkpoint: the guard's job
     simclr = [type(h) for h in pirl_hook_generator(compose("config=pretrain/simclr/simclr_8node_resnet"))]
     assert {CheckNanLossHook, CheckNanModelOutputHook, LogLossMetricsCheckpointHook} <= set(simclr)
-
-
-def test_slurm_job_runs_with_the_bank_hook(monkeypatch):
-    """VISSL's own _ResumableSlurmJob would pass default_hook_generator (no bank updates)."""
-    import submitit
-
-    class FakeEnvironment:
-        global_rank, hostnames = 3, ["node-a", "node-b"]
-
-    seen = {}
-    monkeypatch.setattr(submitit, "JobEnvironment", FakeEnvironment)
-    monkeypatch.setattr(distributed_launcher, "launch_distributed",
-                        lambda **kwargs: seen.update(kwargs))
-    cfg = compose(PAPER, "config.SLURM.USE_SLURM=true", "config.SLURM.PORT_ID=4321")
-    launcher.PirlSlurmJob(engine_name="train", config=cfg)()
-    assert seen["node_id"] == 3
-    assert seen["cfg"].DISTRIBUTED.RUN_ID == "node-a:4321"
-    hooks = seen["hook_generator"](cfg)
-    assert any(isinstance(h, MemoryBankUpdateHook) for h in hooks)
-    resubmission = launcher.PirlSlurmJob(engine_name="train", config=cfg).checkpoint()
-    assert isinstance(resubmission.function, launcher.PirlSlurmJob)
-
-
-def test_slurm_launch_submits_the_plugin_job(monkeypatch, tmp_path):
-    import submitit
-
-    submitted = []
-
-    class FakeExecutor:
-        def __init__(self, folder):
-            pass
-
-        def update_parameters(self, **kwargs):
-            pass
-
-        def submit(self, job):
-            submitted.append(job)
-            return type("Job", (), {"job_id": "42"})()
-
-    monkeypatch.setattr(submitit, "AutoExecutor", FakeExecutor)
-    cfg = compose(PAPER, "config.SLURM.USE_SLURM=true", "config.SLURM.PARTITION=learn",
-                  f"config.SLURM.LOG_FOLDER={tmp_path}")
-    launcher.launch(cfg)
-    assert len(submitted) == 1 and isinstance(submitted[0], launcher.PirlSlurmJob)
-    assert distributed_launcher._ResumableSlurmJob is not launcher.PirlSlurmJob  # restored
 
 
 @pytest.mark.parametrize("override, match", [

@@ -5,27 +5,28 @@ import pytest
 from vissl.utils.misc import is_apex_available
 
 from vissl_pirl_plugin.engine import launcher
+from vissl_pirl_plugin.engine.config_names import plugin_configs
 from vissl_pirl_plugin.engine.config_validation import validate_config
 
 from conftest import REPO
 
 CONFIGS = REPO / "configs" / "config"
 PAPER = "config=pretrain/pirl/pirl_jigsaw_4node_resnet50"
-# files in these folders are option groups added to a full config (+config/pretrain/pirl/head=mlp)
-OPTION_GROUPS = CONFIGS / "pretrain" / "pirl"
 
 
 def shipped_config_overrides() -> List[List[str]]:
-    """The command-line overrides that compose each file of configs/config the way it is used."""
-    commands = []
-    for path in sorted(CONFIGS.rglob("*.yaml")):
-        name = path.relative_to(CONFIGS).with_suffix("").as_posix()
-        if path.parent.parent == OPTION_GROUPS:
-            group = path.parent.relative_to(CONFIGS).as_posix()
-            commands.append([PAPER, f"+config/{group}={path.stem}"])
-        else:
-            commands.append([f"config={name}"])
-    return commands
+    """The command-line overrides that compose each file of configs/config the way it is used,
+    as `vissl-pirl-train --list-configs` lists them: an option group (+config/pretrain/pirl/
+    head=mlp) is added to the paper config."""
+    return [[PAPER, name] if name.startswith("+") else [name] for name in plugin_configs()]
+
+
+def test_the_list_of_configs_names_every_shipped_file():
+    listed = {name.lstrip("+").replace("config=", "config/").replace("=", "/")
+              for name in plugin_configs()}
+    assert listed == {f"config/{path.relative_to(CONFIGS).with_suffix('').as_posix()}"
+                      for path in CONFIGS.rglob("*.yaml")}
+    assert "+config/pretrain/pirl/head=mlp" in plugin_configs()
 
 
 def strings_naming_apex(node, key: str = "config") -> Iterator[Tuple[str, str]]:

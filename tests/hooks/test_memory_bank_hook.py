@@ -1,4 +1,5 @@
 """MemoryBankUpdateHook on a stand-in task (single process)."""
+import logging
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +12,7 @@ from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
 
 
 def make_task(loss, model_output, target, train=True):
-    return SimpleNamespace(base_loss=loss, train=train,
+    return SimpleNamespace(base_loss=loss, train=train, iteration=0,
                            last_batch=SimpleNamespace(model_output=model_output, target=target))
 
 
@@ -78,3 +79,34 @@ def test_sharded_bank_is_gathered_only_when_vissl_writes_a_checkpoint(
         hook.on_step(task)
     hook.on_phase_end(task)
     assert len(calls) == gathers
+
+
+def test_the_log_says_what_the_bank_does(caplog):
+    """One line at the first update, one per training epoch (rows written so far out of |D|,
+    their mean norm), and on resume the rows the checkpoint restored."""
+    caplog.set_level(logging.INFO)
+    loss = PIRLLoss(num_train_samples=10, num_negatives=3, embedding_dim=4)
+    hook = MemoryBankUpdateHook()
+    for iteration, target in enumerate(([2, 5, -1], [5, 7, 7])):
+        task = make_task(loss, [torch.randn(3, 4)] * 2, torch.tensor(target))
+        task.iteration, task.train_phase_idx, task.num_train_phases = iteration, 0, 2
+        task.config = {"CHECKPOINT": {"CHECKPOINT_ITER_FREQUENCY": 0, "CHECKPOINT_FREQUENCY": 1}}
+        hook.on_update(task)
+    hook.on_phase_end(task)
+    hook.on_phase_end(SimpleNamespace(**{**vars(task), "train": False}))  # a test phase: quiet
+    assert [r.getMessage() for r in caplog.records] == [
+        "Memory bank: first update at training step 0, 3 entries of the global batch written into "
+        "the bank of 10 rows (float32, replicated on every rank).",
+        "Memory bank after epoch 0: 3 of 10 rows written (30.0%), mean norm 1.0000."]
+    caplog.clear()
+    resumed = PIRLLoss(num_train_samples=10, num_negatives=3, embedding_dim=4)
+    resumed.load_state_dict(loss.state_dict())
+    hook = MemoryBankUpdateHook()
+    hook.on_start(make_task(resumed, [], torch.tensor([])))
+    task.base_loss, task.train_phase_idx = resumed, 1
+    hook.on_phase_end(task)
+    assert [r.getMessage() for r in caplog.records] == [
+        "Memory bank: restored from the checkpoint, 3 of 10 rows written before it (the others "
+        "still hold their random start).",
+        "Memory bank after epoch 1: 3 of 10 rows written (30.0%), mean norm 1.0000; 3 restored "
+        "from the checkpoint."]

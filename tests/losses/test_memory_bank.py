@@ -144,3 +144,46 @@ def test_an_unknown_bank_init_names_the_choices():
     with pytest.raises(ValueError, match=r"memory_bank.init='npid': use one of \('unit', "
                                          r"'vissl_rank_mean'\)"):
         MemoryBank(10, 4, init="npid")
+
+
+def test_written_rows_counts_each_row_once_and_never_a_left_out_entry():
+    """The rows written so far, for the log: failed images (keep false), indices outside the
+    bank and the row an entry left out rewrites (row 0 when nothing is kept) are not written."""
+    bank = MemoryBank(10, 4, momentum=0.5)
+    assert bank.written_rows() == (0, pytest.approx(1.0))
+    new = F.normalize(torch.randn(4, 4), dim=1)
+    bank.update(new, torch.tensor([3, 3, 12, 5]), keep=torch.tensor([True, True, True, False]))
+    assert bank.written.nonzero().view(-1).tolist() == [3]
+    bank.update(new[:2], torch.tensor([0, 0]), keep=torch.tensor([False, False]))
+    assert bank.written.nonzero().view(-1).tolist() == [3]
+    bank.update(new[:2], torch.tensor([7, 3]))
+    written, mean_norm = bank.written_rows()
+    assert written == 2 and mean_norm == pytest.approx(1.0, abs=1e-6)
+    bank.embeddings[:5] *= 0.5
+    assert bank.written_rows()[1] == pytest.approx(0.75, abs=1e-6)
+
+
+@pytest.mark.parametrize("shards", [1, 2])
+def test_written_rows_are_checkpointed_and_counted_as_restored(shards):
+    whole = MemoryBank(10, 4)
+    whole.update(F.normalize(torch.randn(3, 4), dim=1), torch.tensor([1, 6, 8]))
+    state = whole.state_dict()
+    assert state["written"].tolist() == [0, 1, 0, 0, 0, 0, 1, 0, 1, 0]
+    fresh = MemoryBank(10, 4, num_shards=shards, shard_index=shards - 1)
+    assert fresh.restored_rows is None
+    fresh.load_state_dict({name: value.clone() for name, value in state.items()})
+    assert fresh.restored_rows == 3
+    assert torch.equal(fresh.written, state["written"][fresh.start:fresh.end])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_a_checkpoint_without_written_rows_counts_the_rows_moved_from_the_start(dtype):
+    """Checkpoints written before the bank recorded its written rows still load (VISSL loads
+    the loss strictly); a row counts as written where it differs from its random start."""
+    trained = MemoryBank(5000, 4, init_seed=2, dtype=dtype)
+    trained.update(F.normalize(torch.randn(3, 4), dim=1), torch.tensor([0, 4095, 4999]))
+    old_checkpoint = {"embeddings": trained.embeddings.clone()}
+    resumed = MemoryBank(5000, 4, init_seed=2, dtype=dtype)
+    resumed.load_state_dict(old_checkpoint)
+    assert resumed.restored_rows == 3
+    assert resumed.written.nonzero().view(-1).tolist() == [0, 4095, 4999]

@@ -58,7 +58,11 @@ def test_sharded_lookup_returns_exactly_the_whole_banks_rows(tmp_path, dtype):
     for rank, indices in LOOKUPS.items():
         flat, pairs, whole_copy = torch.load(f"{out}{rank}.pt")
         # gathered to rank 0 only (was an all_gather: a whole bank on every rank)
-        assert torch.equal(whole_copy, whole.embeddings) if rank == 0 else whole_copy is None
+        if rank == 0:
+            assert torch.equal(whole_copy["embeddings"], whole.embeddings)
+            assert torch.equal(whole_copy["written"], whole.written)
+        else:
+            assert whole_copy is None
         assert flat.dtype == torch.float32 and torch.equal(flat, whole.lookup(indices))
         assert pairs.shape == (len(indices) // 2, 2, 6)
         assert torch.equal(pairs, whole.lookup(indices.flip(0).view(-1, 2)))

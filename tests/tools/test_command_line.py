@@ -88,6 +88,36 @@ def test_a_launch_check_fails_in_one_line(tmp_path, capsys, monkeypatch):
     assert "DATA_PATHS[0]=" in err and "is not a folder" in err
 
 
+LIST = "`vissl-pirl-train --list-configs` lists the PIRL configs."
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["config=pretrain/pirl/pirl_jigsaw_typo"],
+     "`config=pretrain/pirl/pirl_jigsaw_typo`: there is no config pretrain/pirl/pirl_jigsaw_typo. "
+     f"Did you mean `config=pretrain/pirl/pirl_jigsaw_cpu_demo`? {LIST}"),
+    ([PAPER, "config.LOSS.pirl_loss.num_negativs=2"],
+     "`config.LOSS.pirl_loss.num_negativs=2`: the config has no key LOSS.pirl_loss.num_negativs. "
+     "Did you mean `config.LOSS.pirl_loss.num_negatives=2`? (`+config.LOSS.pirl_loss.num_negativs=...` "
+     f"adds a key of your own.) {LIST}"),
+    ([PAPER, "config.LOSS.pirl_los.num_negatives=2"], "Did you mean `config.LOSS.pirl_loss.num_negatives=2`?"),
+    ([PAPER, "+config/pretrain/pirl/trunk=resnet19"],
+     "there is no config pretrain/pirl/trunk/resnet19. Did you mean `+config/pretrain/pirl/trunk=resnet18`?"),
+    (["config.OPTIMIZER.num_epochs=2"], f"You must specify 'config', e.g, config=<OPTION>. {LIST}"),
+])
+def test_a_misspelt_config_or_key_is_one_line_naming_the_nearest(capsys, monkeypatch, tmp_path,
+                                                               argv, expected):
+    """Each was a 65-line traceback of Hydra's (MissingConfigException, ConfigAttributeError)."""
+    monkeypatch.chdir(tmp_path)
+    assert expected in one_line_error(capsys, train.cli, argv, monkeypatch)
+
+
+def test_the_pirl_configs_are_listed_as_a_command_line_names_them(capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["vissl-pirl-train", "--list-configs"])
+    train.cli()
+    listed = capsys.readouterr().out.splitlines()
+    assert PAPER in listed and "+config/pretrain/pirl/trunk=resnet18" in listed
+
+
 class RunsCode:
     def __reduce__(self):
         return (print, ("pwned",))

@@ -18,7 +18,14 @@ bank, and only then.
 
 The step makes no host sync here: failed images are masked, not dropped by boolean
 indexing, and bad indices are recorded for ``NonFiniteGuardHook`` to agree on.
+
+What the bank does is logged (rank 0): at the start of a resumed run, how many rows the
+checkpoint restored as written; at the first update, that the bank is being updated (from the
+shapes alone, no read of the device); at the end of every training epoch, the rows written so
+far out of ``|D|`` and their mean norm (``MemoryBank.written_rows``, two numbers read to the
+host once per epoch).
 """
+import logging
 from typing import List
 
 import torch
@@ -26,6 +33,7 @@ from classy_vision.generic.distributed_util import (
     broadcast,
     gather_from_all,
     is_distributed_training_run,
+    is_primary,
 )
 
 from vissl_pirl_plugin.hooks.checkpoint_schedule import (
@@ -50,9 +58,13 @@ class MemoryBankUpdateHook(NoopHook):
         return loss
 
     def on_start(self, task) -> None:
-        if is_distributed_training_run() and not self.pirl_loss(task).memory_bank.sharded:
-            bank = self.pirl_loss(task).memory_bank.embeddings
-            bank.copy_(broadcast(bank, src=0))
+        bank = self.pirl_loss(task).memory_bank
+        if is_distributed_training_run() and not bank.sharded:
+            bank.embeddings.copy_(broadcast(bank.embeddings, src=0))
+        if bank.restored_rows is not None and is_primary():
+            logging.info(f"Memory bank: restored from the checkpoint, {bank.restored_rows} of "
+                         f"{bank.num_entries} rows written before it (the others still hold their "
+                         "random start).")
 
     def on_update(self, task) -> None:
         if not task.train:
@@ -66,6 +78,10 @@ class MemoryBankUpdateHook(NoopHook):
         bank.checkpoint_copy = None  # a copy assembled for an earlier checkpoint is stale now
         bank.update(embeddings, indices, keep=indices != loss.ignore_index)
         self.updates += 1
+        if self.updates == 1 and is_primary():
+            logging.info(f"Memory bank: first update at training step {task.iteration}, "
+                         f"{indices.shape[0]} entries of the global batch written into the bank "
+                         f"of {bank.num_entries} rows ({bank.describe()}).")
         period = self.consistency_check_period
         if period > 0 and self.updates % period == 0 and not bank.sharded:
             check_same_on_all_ranks(bank.embeddings, task.iteration)
@@ -75,8 +91,17 @@ class MemoryBankUpdateHook(NoopHook):
             self.pirl_loss(task).memory_bank.gather_for_checkpoint()
 
     def on_phase_end(self, task) -> None:
+        bank = self.pirl_loss(task).memory_bank
         if writes_phase_checkpoint(task):
-            self.pirl_loss(task).memory_bank.gather_for_checkpoint()
+            bank.gather_for_checkpoint()
+        if task.train:
+            written, mean_norm = bank.written_rows()
+            restored = ("" if bank.restored_rows is None
+                        else f"; {bank.restored_rows} restored from the checkpoint")
+            if is_primary():
+                logging.info(f"Memory bank after epoch {task.train_phase_idx}: {written} of "
+                             f"{bank.num_entries} rows written ({100 * written / bank.num_entries:.1f}%)"
+                             f", mean norm {mean_norm:.4f}{restored}.")
 
 
 CHECKSUM_CHUNK_ROWS = 65536

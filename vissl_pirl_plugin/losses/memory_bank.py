@@ -18,9 +18,16 @@ checkpoints and restored on resume. Two options save memory:
   For checkpoints, ``gather_for_checkpoint`` assembles the whole bank on rank
   0 (on the CPU), which ``state_dict`` then saves; loading a whole bank keeps a
   shard's own rows, so sharded and replicated checkpoints are interchangeable.
+
+Which rows have been written at least once is a second buffer, ``written`` (one byte per
+row, set on the device by ``update``, checkpointed with the bank), so that the log can say how
+much of the bank holds real embeddings (``written_rows``, read at the end of an epoch only) and
+how many a resumed run got back from its checkpoint (``restored_rows``). A checkpoint written
+before this buffer existed has its rows counted as written where they differ from the random
+start.
 """
 import math
-from typing import Optional
+from typing import Dict, Optional, Tuple
 
 import torch
 import torch.distributed as dist
@@ -101,9 +108,16 @@ class MemoryBank(nn.Module):
         self.num_shards = num_shards
         self.rows_per_shard = rows = math.ceil(num_entries / num_shards)
         self.start, self.end = min(num_entries, shard_index * rows), min(num_entries, (shard_index + 1) * rows)
-        rows = initial_bank_rows(self.start, self.end, embedding_dim, init_seed, init, world_size)
+        self.initial = dict(embedding_dim=embedding_dim, seed=init_seed, init=init,
+                            world_size=world_size)  # what initial_bank_rows needs
+        rows = initial_bank_rows(self.start, self.end, **self.initial)
         self.register_buffer("embeddings", rows.to(STORAGE_DTYPES[dtype]))
-        self.checkpoint_copy: Optional[torch.Tensor] = None
+        # 1 for each row updated at least once (uint8: scatter_reduce has no bool maximum)
+        self.register_buffer("written", torch.zeros(self.end - self.start, dtype=torch.uint8))
+        # the whole bank's buffers, assembled on rank 0 for a checkpoint of a sharded bank
+        self.checkpoint_copy: Optional[Dict[str, torch.Tensor]] = None
+        # rows written before the checkpoint this bank was loaded from; None: not loaded
+        self.restored_rows: Optional[int] = None
         self.failures = FailureRecord()  # checks awaiting agreement across ranks
 
     @property
@@ -113,6 +127,11 @@ class MemoryBank(nn.Module):
     @property
     def embedding_dim(self) -> int:
         return self.embeddings.shape[1]
+
+    def describe(self) -> str:
+        """The storage in a few words, for the log: ``float32, replicated on every rank``."""
+        layout = f"{self.num_shards} shards" if self.sharded else "replicated on every rank"
+        return f"{str(self.embeddings.dtype).removeprefix('torch.')}, {layout}"
 
     def check_indices(self, indices: torch.Tensor, keep: Optional[torch.Tensor] = None
                       ) -> torch.Tensor:
@@ -204,37 +223,72 @@ class MemoryBank(nn.Module):
                                    self.embeddings[:1])
         self.embeddings.index_copy_(0, torch.where(held, rows, anchor_row),
                                     torch.where(held.unsqueeze(1), mixed, anchor_value))
+        self.written.scatter_reduce_(0, rows, held.to(torch.uint8), reduce="amax")
+
+    def written_rows(self) -> Tuple[int, float]:
+        """``(rows written at least once, mean norm of the rows)`` of the whole bank.
+
+        Reads two numbers to the host (a sync on a GPU): for the end of an epoch, not the step.
+        Sharded: a collective (an ``all_reduce`` of the shards' sums).
+        """
+        sums = torch.stack([self.written.sum(dtype=torch.float64),
+                            torch.linalg.vector_norm(self.embeddings, dim=1, dtype=torch.float32)
+                            .sum(dtype=torch.float64)])
+        if self.sharded:
+            dist.all_reduce(sums)
+        written, norms = sums.tolist()
+        return int(written), norms / self.num_entries
 
     def gather_for_checkpoint(self) -> None:
         """Sharded: assembles the whole bank on rank 0 (CPU) for ``state_dict``; collective.
 
-        A ``gather`` to rank 0 only, shard by shard to the CPU; call it only when a
-        checkpoint is written (``MemoryBankUpdateHook`` does).
+        A ``gather`` to rank 0 only, shard by shard to the CPU, of each buffer; call it only
+        when a checkpoint is written (``MemoryBankUpdateHook`` does).
         """
         if not self.sharded:
             return
-        shard = torch.zeros(self.rows_per_shard, self.embedding_dim, dtype=self.embeddings.dtype,
-                            device=self.embeddings.device)
-        shard[:self.end - self.start] = self.embeddings
         primary = dist.get_rank() == 0
-        shards = [torch.empty_like(shard) for _ in range(self.num_shards)] if primary else None
-        dist.gather(shard, shards, dst=0)
-        if primary:
-            self.checkpoint_copy = torch.cat([s.cpu() for s in shards])[:self.num_entries]
+        copies = {}
+        for name, buffer in (("embeddings", self.embeddings), ("written", self.written)):
+            shard = buffer.new_zeros(self.rows_per_shard, *buffer.shape[1:])
+            shard[:self.end - self.start] = buffer
+            shards = [torch.empty_like(shard) for _ in range(self.num_shards)] if primary else None
+            dist.gather(shard, shards, dst=0)
+            if primary:
+                copies[name] = torch.cat([s.cpu() for s in shards])[:self.num_entries]
+        self.checkpoint_copy = copies if primary else None
 
     def _save_to_state_dict(self, destination, prefix, keep_vars) -> None:
         super()._save_to_state_dict(destination, prefix, keep_vars)
         if self.sharded and self.checkpoint_copy is not None:
-            destination[prefix + "embeddings"] = self.checkpoint_copy
+            for name, whole in self.checkpoint_copy.items():
+                destination[prefix + name] = whole
         elif self.sharded and dist.get_rank() == 0:
             raise RuntimeError("A sharded memory bank is saved whole: call "
                                "gather_for_checkpoint() on every rank first.")
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        key = prefix + "embeddings"
-        if key in state_dict and state_dict[key].shape[0] == self.num_entries:
-            state_dict[key] = state_dict[key][self.start:self.end].to(self.embeddings.dtype)
+        key, written_key = prefix + "embeddings", prefix + "written"
+        if key in state_dict and written_key not in state_dict:
+            state_dict[written_key] = self._moved_from_start(state_dict[key])
+        if written_key in state_dict:
+            self.restored_rows = int(state_dict[written_key].sum())
+        for name in (key, written_key):
+            if name in state_dict and state_dict[name].shape[0] == self.num_entries:
+                state_dict[name] = state_dict[name][self.start:self.end].to(
+                    getattr(self, name[len(prefix):]).dtype)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def _moved_from_start(self, bank: torch.Tensor) -> torch.Tensor:
+        """``written`` of a checkpoint that has none: the rows of ``bank`` (whole, or this
+        shard) that differ from their initial value, generated block by block."""
+        start = self.start if bank.shape[0] != self.num_entries else 0
+        flags = []
+        for first in range(0, bank.shape[0], INIT_BLOCK_ROWS):
+            last = min(bank.shape[0], first + INIT_BLOCK_ROWS)
+            initial = initial_bank_rows(start + first, start + last, **self.initial)
+            flags.append((bank[first:last].cpu() != initial.to(bank.dtype)).any(dim=1))
+        return torch.cat(flags).to(torch.uint8) if flags else torch.zeros(0, dtype=torch.uint8)
 
 
 def first_true(mask: torch.Tensor) -> torch.Tensor:
