@@ -70,7 +70,7 @@ def test_paper_config_carries_the_papers_hyperparameters():
     dist = cfg.DISTRIBUTED
     assert (dist.NUM_NODES, dist.NUM_PROC_PER_NODE, cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA) == (4, 8, 32)
     opt = cfg.OPTIMIZER
-    assert (opt.name, opt.momentum, opt.weight_decay, opt.num_epochs) == ("sgd", 0.9, 1e-4, 800)
+    assert (opt.name, opt.momentum, opt.weight_decay, opt.num_epochs) == ("sgd_multi_tensor", 0.9, 1e-4, 800)
     lr = opt.param_schedulers.lr
     assert lr.name == "cosine"
     # VISSL scales the lr with the global batch: 1024 images give the paper's 0.12 -> 1.2e-4
