@@ -254,7 +254,19 @@ def test_on_device_hands_the_train_step_the_decoded_images(config):
     assert cfg.TRAINER.TRAIN_STEP_NAME == DEVICE_STEP
     prepare_augmentation(cfg)
     assert cfg.DATA.TRAIN.TRANSFORMS[0]["on_device"] is True
+    assert cfg.DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side == 512  # max_image_side
     validate_config(cfg)
+
+
+def test_on_device_pads_the_canvas_to_max_image_side():
+    on_device = "+config/pretrain/pirl/augmentation=on_device"
+    cfg = compose(PAPER, on_device, "+config.DATA.TRAIN.TRANSFORMS.0.max_image_side=300")
+    prepare_augmentation(cfg)
+    assert cfg.DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side == 300
+    cfg = compose(PAPER, on_device, "+config.DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side=256")
+    with pytest.raises(ValueError, match=r"canvas_side=256 is smaller than the first "
+                                         r"transform's max_image_side=512"):
+        prepare_augmentation(cfg)
 
 
 @pytest.mark.parametrize("overrides, match", [
