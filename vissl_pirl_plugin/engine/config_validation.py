@@ -18,6 +18,7 @@ from vissl_pirl_plugin.data.image_folder import folder_image_count
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
+from vissl_pirl_plugin.hooks.model_compile_hook import compile_settings
 from vissl_pirl_plugin.losses.memory_bank import BANK_INITS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import (
@@ -67,10 +68,11 @@ def prepare_augmentation(cfg: AttrDict) -> None:
 
 
 def validate_config(cfg: AttrDict) -> None:
-    """Validates the training transforms, the absence of apex and, with ``pirl_loss``, the PIRL
-    settings."""
+    """Validates the training transforms, the absence of apex, ``MODEL.COMPILE`` and, with
+    ``pirl_loss``, the PIRL settings."""
     validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
     validate_no_apex(cfg.MODEL)
+    compile_settings(cfg.MODEL)
     validate_checkpoint_pruning(cfg.CHECKPOINT)
     if cfg.LOSS.name != "pirl_loss":
         return

@@ -19,6 +19,7 @@ from vissl_pirl_plugin.hooks.checkpoint_pruning_hook import CheckpointPruningHoo
 from vissl_pirl_plugin.hooks.guarded_checkpoint_hook import GuardedCheckpointHook
 from vissl_pirl_plugin.hooks.knn_monitor_hook import KnnMonitorHook
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
+from vissl_pirl_plugin.hooks.model_compile_hook import ModelCompileHook, compile_settings
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 from vissl_pirl_plugin.hooks.phase_seed_hook import PhaseSeedHook
 from vissl_pirl_plugin.hooks.unreadable_image_hook import UnreadableImageHook
@@ -38,7 +39,8 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
     ``GuardedCheckpointHook`` and VISSL's NaN hooks are left out: ``NonFiniteGuardHook``
     makes their checks on every rank together. With ``CHECKPOINT.KEEP_LAST_ITER_CHECKPOINTS``
     N > 0 (any loss), ``CheckpointPruningHook`` goes right after it, to delete what it
-    wrote before the newest N iteration checkpoints.
+    wrote before the newest N iteration checkpoints. With ``MODEL.COMPILE.USE_COMPILE`` (any
+    loss), ``ModelCompileHook`` goes first.
     """
     hooks = default_hook_generator(cfg)
     pirl = cfg.LOSS.name == "pirl_loss"
@@ -52,6 +54,9 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
     if keep > 0:
         hooks.insert(position + 1, CheckpointPruningHook(
             keep, cfg.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY))
+    compile_model = compile_settings(cfg.MODEL)
+    if compile_model["USE_COMPILE"]:
+        hooks.insert(0, ModelCompileHook(compile_model["MODE"]))
     if not pirl:
         return hooks
     bank = cfg.LOSS.pirl_loss.memory_bank
