@@ -239,3 +239,47 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     good = torch.load(checkpoints / "checkpoint.torch", map_location="cpu", weights_only=False)
     weights = good["classy_state_dict"]["base_model"]["model"]["trunk"]
     assert all(torch.isfinite(value).all() for value in weights.values())
+
+
+@pytest.mark.slow
+def test_killed_mid_epoch_with_on_device_draws_what_the_uninterrupted_run_drew(tmp_path):
+    """``augmentation=on_device``: a run killed with SIGKILL after an iteration checkpoint in the
+    middle of the epoch resumes there and trains the rest of the epoch exactly as the
+    uninterrupted run did (losses, bank, weights), 2 loader workers (they only decode).
+    Without the per-step seeding of the global generators the resumed steps drew other
+    negatives (the global generator restarted from the epoch's seed) and the losses differed
+    from the first resumed step on; without ``EpochScheduleHook`` VISSL gave the rest of the
+    epoch the cosine's learning rate at the resume point (0.00012 instead of 0.00023 here) and
+    they differed from the second."""
+    images = write_image_folder(tmp_path / "images", num_images=8)
+    extra = ("config.DATA.NUM_DATALOADER_WORKERS=2", ON_DEVICE,
+             "config.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY=2")
+    whole = tmp_path / "whole"
+    run([INSTRUMENTED, str(whole), *paper_config_on_cpu(images, whole, *extra)], cwd=tmp_path)
+    checkpoints = tmp_path / "split"
+    overrides = paper_config_on_cpu(images, checkpoints, *extra)
+    env = dict(os.environ, OMP_NUM_THREADS="1", PIRL_TEST_STEP_SLEEP="1.0")
+    (tmp_path / "first").mkdir()
+    first = subprocess.Popen([sys.executable, INSTRUMENTED, str(tmp_path / "first"), *overrides],
+                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + TIMEOUT
+    link = checkpoints / "checkpoint.torch"
+    while not (link.is_symlink() and os.readlink(link).endswith("model_iteration2.torch")):
+        assert first.poll() is None and time.time() < deadline, "no iteration checkpoint"
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    assert not (checkpoints / "model_final_checkpoint_phase0.torch").exists()  # mid-epoch 0
+    (tmp_path / "second").mkdir()
+    run([INSTRUMENTED, str(tmp_path / "second"), *overrides], cwd=tmp_path)
+    assert torch.load(tmp_path / "second" / "state_start_rank0.pt")["iteration"] == 2
+    # 8 images / batch 2: steps 0..3; the resumed run logged steps 2 and 3 after the first's 0, 1
+    resumed_losses = losses(checkpoints / "stdout.json")[-2:]
+    assert resumed_losses == losses(whole / "stdout.json")[2:]
+    uninterrupted = torch.load(whole / "state_end_rank0.pt")
+    resumed = torch.load(tmp_path / "second" / "state_end_rank0.pt")
+    assert torch.equal(uninterrupted["bank"], resumed["bank"])
+    for part in ("trunk", "heads"):
+        for key, value in uninterrupted["model"][part].items():
+            assert torch.equal(value, resumed["model"][part][key]), key
