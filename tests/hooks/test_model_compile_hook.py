@@ -6,9 +6,15 @@ import torch
 from torch import nn
 from torch._dynamo.utils import counters
 from vissl.config import AttrDict
+from vissl.models import build_model
+from vissl.models.base_ssl_model import BaseSSLMultiInputOutputModel
 
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
-from vissl_pirl_plugin.hooks.model_compile_hook import ModelCompileHook, compile_settings
+from vissl_pirl_plugin.hooks.model_compile_hook import (
+    ModelCompileHook,
+    compile_settings,
+    compiled_module,
+)
 from vissl_pirl_plugin.engine.launcher import compose_config
 
 
@@ -26,12 +32,12 @@ class TinyModel(nn.Module):
         return [head(features) for head in self.heads]
 
 
-def test_compiled_trunk_and_heads_train_as_the_eager_ones_with_the_same_state_dict():
+def test_the_compiled_model_trains_as_the_eager_one_with_the_same_state_dict():
     torch.manual_seed(0)
     eager, compiled = TinyModel(), TinyModel()
     compiled.load_state_dict(eager.state_dict())
     calls = []
-    compiled.trunk.register_forward_hook(lambda *args: calls.append("trunk"))
+    compiled.register_forward_hook(lambda *args: calls.append("model"))
     torch._dynamo.reset()
     counters.clear()
     ModelCompileHook().on_start(SimpleNamespace(base_model=compiled))
@@ -42,9 +48,16 @@ def test_compiled_trunk_and_heads_train_as_the_eager_ones_with_the_same_state_di
             sum(output.sum() for output in model(images)).backward()
         for (name, a), b in zip(eager.named_parameters(), compiled.parameters()):
             torch.testing.assert_close(b.grad, a.grad, msg=name)
-    assert calls == ["trunk"] * 3  # the module's hooks still run, outside the compiled code
-    # static shapes: the trunk's second input size is a second graph, not a dynamic one
-    assert counters["stats"]["unique_graphs"] == 2 + 2
+    assert calls == ["model"] * 3  # the model's hooks still run, outside the compiled code
+    # trunk and heads in one graph per input shape, static: the second size is a second graph
+    assert counters["stats"]["unique_graphs"] == 2
+
+
+def test_vissls_model_is_compiled_inside_classy_visions_wrapper():
+    _, cfg = compose_config(["config=pretrain/pirl/pirl_jigsaw_cpu_demo"])
+    model = build_model(cfg.MODEL, cfg.OPTIMIZER)
+    assert compiled_module(model) is model.classy_model
+    assert isinstance(compiled_module(model), BaseSSLMultiInputOutputModel)
 
 
 def test_the_hook_generator_adds_the_hook_only_when_asked():

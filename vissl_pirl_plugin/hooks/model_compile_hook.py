@@ -1,18 +1,20 @@
-"""``ModelCompileHook``: ``MODEL.COMPILE.USE_COMPILE`` compiles the trunk and the heads with
-``torch.compile`` at the start of training.
+"""``ModelCompileHook``: ``MODEL.COMPILE.USE_COMPILE`` compiles the model, its trunk and heads,
+with ``torch.compile`` at the start of training.
 
 Eager PyTorch costs the host a kernel launch per operator, about 5 to 10 us each on a GPU: a
 ResNet-50 forward and backward pass is several hundred launches. Inductor fuses the elementwise
 operators (batch norm, ReLU, additions) into fewer generated kernels
 (docs/performance.md, "Kernel launches per step").
 
-Each module's ``forward`` is replaced by its compiled version (``torch.compile(module.forward)``),
-not the module itself: the state dict keeps its keys (checkpoints load both ways), and hooks
-registered on the modules stay outside the compiled code. ``dynamic=False``: every input shape
-gets its own graph (two per step with the jigsaw pretext, patches and images; a smaller last
-batch adds a compilation), and a graph with static shapes is what CUDA graphs
-(``MODEL.COMPILE.MODE: reduce-overhead``) can capture. The compilation happens at the first
-step's forward and backward passes.
+The model's ``forward`` is replaced by its compiled version, not the module itself: the state
+dict keeps its keys (checkpoints load both ways), and hooks registered on the model (not on its
+trunk or heads) stay outside the compiled code. The whole forward is one graph: the trunk and
+heads on every input (patches and images with the jigsaw pretext), so that the backward pass is
+one graph too, which sums each parameter's gradients from both inputs inside it (the trunk
+compiled alone adds them outside, one kernel per parameter). ``dynamic=False``: shapes are
+static, a new input shape (a smaller last batch) compiles a new graph, and a graph with static
+shapes is what CUDA graphs (``MODEL.COMPILE.MODE: reduce-overhead``) can capture. The
+compilation happens at the first step's forward and backward passes.
 """
 from typing import Any, Dict
 
@@ -42,14 +44,19 @@ def compile_settings(model_config: AttrDict) -> Dict[str, Any]:
     return settings
 
 
+def compiled_module(model: torch.nn.Module) -> torch.nn.Module:
+    """The ``nn.Module`` whose ``forward`` is compiled: VISSL's model itself, not the
+    classy_vision wrapper around it (which dynamo cannot trace)."""
+    return getattr(model, "classy_model", model)
+
+
 class ModelCompileHook(NoopHook):
-    """Compiles ``task.base_model``'s trunk and each of its heads at ``on_start``."""
+    """Compiles ``task.base_model``'s forward (its trunk and heads) at ``on_start``."""
 
     def __init__(self, mode: str = "default") -> None:
         super().__init__()
         self.mode = mode
 
     def on_start(self, task) -> None:
-        model = task.base_model
-        for module in (model.trunk, *model.heads):
-            module.forward = torch.compile(module.forward, mode=self.mode, dynamic=False)
+        model = compiled_module(task.base_model)
+        model.forward = torch.compile(model.forward, mode=self.mode, dynamic=False)
