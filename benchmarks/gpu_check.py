@@ -44,8 +44,9 @@ prints why it skips and exits 0):
    ``on_device``, with the augmentation's share of the step.
 6. ``launch_bound`` (issue 26): is the paper's step host-bound or GPU-bound? For the loader-side
    views (copied from pinned memory) and ``augmentation=on_device`` (the canvas copied and
-   augmented), eager and with ``MODEL.COMPILE`` (``ModelCompileHook``; one compilation for
-   both): the host's time to launch a step against the GPU's time to run it (``SegmentClock``:
+   augmented), eager, with ``MODEL.COMPILE`` and with ``MODEL.COMPILE.MODE: reduce-overhead``
+   (CUDA graphs) (``ModelCompileHook``; one compilation for both feeds): the host's time to
+   launch a step against the GPU's time to run it (``SegmentClock``:
    a sleep kernel holds the GPU while the host launches each piece of the step, then CUDA
    events time the GPU's run of it), the launches per step (``LaunchCounter``), and samples/s
    of 20 steps back to back reading the loss every step as VISSL's step does; under fp16
@@ -92,7 +93,10 @@ from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import (  # noq
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import (  # noqa: E402
     ImgPilToPirlJigsaw)
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook  # noqa: E402
-from vissl_pirl_plugin.hooks.model_compile_hook import ModelCompileHook  # noqa: E402
+from vissl_pirl_plugin.hooks.model_compile_hook import (  # noqa: E402
+    ModelCompileHook,
+    compiled_module,
+)
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook  # noqa: E402
 from vissl_pirl_plugin.utils.host_reads import HOST_RESIDENT_READS, HostReadDetector  # noqa: E402
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss  # noqa: E402
@@ -375,6 +379,11 @@ def check_device_augmentation(device: torch.device, batch: int = BATCH, workers:
     return result
 
 
+# the kit's configurations of the model, in the order measured: eager, or MODEL.COMPILE.MODE
+# (CUDA graphs first: the least needed last, if the stage's time runs out)
+LAUNCH_MODES = {"eager": None, "cudagraphs": "reduce-overhead", "compiled": "default"}
+
+
 class SegmentClock:
     """The host's time to launch a piece of a training step and the device's time to run it.
 
@@ -423,13 +432,15 @@ class SegmentClock:
 
 def launch_bound_variant(parts: SimpleNamespace, feed: Callable[[], Dict[str, torch.Tensor]],
                          targets: torch.Tensor, amp: Optional[str], clock: SegmentClock,
-                         repeats: int, steps: int) -> dict:
-    """One configuration's launches per step, host and device time per step (the sums of its
-    pieces: inputs, forward and loss, backward, update; medians of ``repeats``), and samples/s of
-    ``steps`` steps back to back, the loss read on the host every step as VISSL's step does."""
+                         repeats: int, steps: int, count_launches: bool = True) -> dict:
+    """One configuration's launches per step (``LaunchCounter``, unless not
+    ``count_launches``), host and device time per step (the sums of its pieces: inputs, forward
+    and loss, backward, update; medians of ``repeats``), and samples/s of ``steps`` steps back
+    to back, the loss read on the host every step as VISSL's step does."""
     amp_dtype = AMP_DTYPES.get(amp)
 
     def step() -> torch.Tensor:
+        torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs are done
         output, value = forward_and_loss(parts, feed(), targets, amp_dtype)
         backward(parts, value)
         update(parts, output, targets)
@@ -440,12 +451,17 @@ def launch_bound_variant(parts: SimpleNamespace, feed: Callable[[], Dict[str, to
         step()
     if parts.device.type == "cuda":
         torch.cuda.synchronize(parts.device)
-    result = {"warm_up_s": time.perf_counter() - started}
-    with LaunchCounter() as launches:
-        step()
-    result["launches"] = launches.total
+    result = {"warm_up_s": time.perf_counter() - started, "launches": None}
+    if count_launches:
+        try:
+            with LaunchCounter() as launches:
+                step()
+            result["launches"] = launches.total
+        except Exception as error:  # noqa: BLE001 - the times are still worth measuring
+            result["launches"] = f"not counted: {type(error).__name__}: {error}"[:200]
     host, gpu = [], []
     for _ in range(repeats):
+        torch.compiler.cudagraph_mark_step_begin()
         inputs, host_inputs, gpu_inputs = clock.time(feed)
         (output, value), host_forward, gpu_forward = clock.time(
             lambda: forward_and_loss(parts, inputs, targets, amp_dtype))
@@ -467,13 +483,15 @@ def check_launch_bound(device: torch.device, out: Optional[Path] = None, batch: 
                        image_size: int = 224, dataset_size: int = IMAGENET,
                        num_negatives: int = NEGATIVES, amp: Optional[str] = "fp16",
                        overrides: Sequence[str] = STEP_OVERRIDES, repeats: int = 3,
-                       steps: int = 20, modes: Sequence[str] = ("eager", "compiled")) -> dict:
+                       steps: int = 20, modes: Sequence[str] = tuple(LAUNCH_MODES)) -> dict:
     """Issue 26: is the step host-bound or GPU-bound? The paper's step (ResNet-50, batch 32,
     224-px images and 288 patches, 32000 negatives, the ImageNet-size bank) with the loader-side
     views copied from pinned memory or with ``augmentation=on_device`` (the uint8 canvas of
     ImageNet-size JPEGs, padded to ``max_image_side``, copied and augmented), eager and with
-    ``MODEL.COMPILE`` (``modes``); each written to ``out`` as soon as it is measured (a stage
-    killed while compiling keeps the eager results)."""
+    ``MODEL.COMPILE`` in its modes ``default`` and ``reduce-overhead`` (CUDA graphs; its
+    launches are not counted: ``LaunchCounter`` does not model a graph's replay), as ``modes``
+    asks; each written to ``out`` as soon as it is measured (a stage killed while compiling
+    keeps the eager results)."""
     transform = ImgPilToPirlJigsaw(on_device=True, image_crop_size=image_size)
     files = imagenet_size_jpegs()
     samples = [{"data": [transform(load_rgb_image(str(files[i % len(files)])))], "label": [i],
@@ -499,15 +517,16 @@ def check_launch_bound(device: torch.device, out: Optional[Path] = None, batch: 
     clock = SegmentClock(device)
     result: dict = {"batch": batch, "amp": amp or "off"}
     for mode in modes:
-        if mode == "compiled":  # MODEL.COMPILE's hook on the same model: one compilation
-            ModelCompileHook().on_start(SimpleNamespace(base_model=parts.model))
+        compiled_module(parts.model).__dict__.pop("forward", None)  # the model's own forward
+        if LAUNCH_MODES[mode] is not None:  # MODEL.COMPILE's hook: one compilation, both feeds
+            ModelCompileHook(LAUNCH_MODES[mode]).on_start(SimpleNamespace(base_model=parts.model))
         for feed in ("loader", "on_device"):
             name = f"{feed}_{mode}"
             try:
                 result[name] = launch_bound_variant(parts, feeds[feed], targets, amp, clock,
-                                                    repeats, steps)
-            except RuntimeError as error:
-                result[name] = {"error": str(error).splitlines()[0]}
+                                                    repeats, steps, mode != "cudagraphs")
+            except Exception as error:  # noqa: BLE001 - the other configurations still run
+                result[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
             result["lines"] = launch_bound_lines(result)
             if out is not None:
                 out.write_text(json.dumps({"launch_bound": result}, indent=2, default=str))
@@ -528,8 +547,10 @@ def launch_bound_lines(result: dict) -> List[str]:
             continue
         rate = row["samples_per_s"]
         rate = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"  # the CPU's dry run: below 1
+        launches = row["launches"]  # None with CUDA graphs: a replay is not modelled
+        launches = f"{launches:,} launches" if isinstance(launches, int) else "launches not counted"
         lines.append(f"{label:22s} {row['bound']:10s} host {row['host_ms']:6.1f} ms, GPU "
-                     f"{row['gpu_ms']:6.1f} ms, {rate} samples/s, {row['launches']:,} launches "
+                     f"{row['gpu_ms']:6.1f} ms, {rate} samples/s, {launches} "
                      f"(warm-up {row['warm_up_s']:.0f} s)")
     return lines
 

@@ -68,6 +68,7 @@ import step_launches
 from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image
 from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
+from vissl_pirl_plugin.data.transforms.pirl_pair_transform import DEFAULT_MAX_IMAGE_SIDE
 from vissl_pirl_plugin.engine.config_validation import prepare_data
 from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
@@ -149,7 +150,9 @@ def bench_imagenet_size(repeats: int, batch: int = 32) -> Dict[str, Dict[str, fl
              "ours_cpu": (get_transform([{"name": "ImgPilToPirlJigsaw"}]), load_rgb_image,
                           get_collator("pirl_collator", {})),
              "ours_on_device": (get_transform([{"name": "ImgPilToPirlJigsaw", "on_device": True}]),
-                                load_rgb_image, get_collator("pirl_collator", {}))}
+                                load_rgb_image,  # the canvas the launcher asks for
+                                get_collator("pirl_collator",
+                                             {"canvas_side": DEFAULT_MAX_IMAGE_SIDE}))}
 
     def loader_batch(transform, loader, collate) -> dict:
         return collate([transform({"data": [loader(path)], "label": [i], "data_valid": [1],

@@ -32,6 +32,7 @@ VISSL's own profiler markers (``record_function``) launch nothing either and are
 """
 import argparse
 import json
+import os
 import subprocess
 import sys
 import time
@@ -59,6 +60,7 @@ PARTS = ("augmentation", "trunk_forward", "heads", "loss", "backward", "optimize
          "vissl_step")
 LOADER = "loader"  # counted apart, not part of the step
 PROFILER_MARKERS = "profiler."  # VISSL's record_function scopes: no kernel
+COMPILED_KERNELS = "inductor"  # LaunchCounter's tally of the kernels of compiled graphs
 ON_DEVICE = "+config/pretrain/pirl/augmentation=on_device"
 COMPILE = "config.MODEL.COMPILE.USE_COMPILE=true"
 BATCH = 2
@@ -112,7 +114,7 @@ class PartTally:
                for part in (*PARTS, LOADER)}
         parts = {part: sum(ops[part].values()) for part in PARTS}
         compiled = {part: sum(count for op, count in ops[part].items()
-                              if op.startswith("inductor.")) for part in PARTS}
+                              if op == COMPILED_KERNELS) for part in PARTS}
         markers = sum(count for op, count in self.counter.by_op.items()
                       if op.startswith(PROFILER_MARKERS))
         return {"parts": parts, "total": sum(parts.values()),
@@ -249,10 +251,12 @@ def count_step_launches(images: Path, workdir: Path, overrides: List[str] = (),
 
 def count_in_a_process(images: Path, workdir: Path, overrides: List[str] = ()) -> Dict[str, Any]:
     """``count_step_launches`` in a process of its own (a training run sets up
-    ``torch.distributed`` and logging for its process), with ``--step`` 2."""
+    ``torch.distributed`` and logging for its process), with ``--step`` 2 and an empty inductor
+    cache in ``workdir`` (``first_step_s`` is then a compilation from scratch)."""
     out = workdir / "launches.json"
+    env = dict(os.environ, TORCHINDUCTOR_CACHE_DIR=str(workdir / "inductor_cache"))
     subprocess.run([sys.executable, __file__, str(out), "--images", str(images), "--workdir",
-                    str(workdir), *overrides], check=True, stdout=subprocess.DEVNULL)
+                    str(workdir), *overrides], check=True, stdout=subprocess.DEVNULL, env=env)
     return json.loads(out.read_text())
 
 

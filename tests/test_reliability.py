@@ -159,6 +159,26 @@ def test_resume_at_an_epoch_boundary_retraces_the_uninterrupted_run(tmp_path, wo
         assert torch.equal(value, resumed["model"][trunk][key]), key
 
 
+def kill_after_iteration_checkpoint(tmp_path: Path, overrides: list, checkpoints: Path,
+                                    iteration: int) -> None:
+    """Runs the instrumented launcher (dumps in ``tmp_path / "first"``), a second per step, and
+    kills it with SIGKILL once the checkpoint of ``iteration`` is written."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PIRL_TEST_STEP_SLEEP="1.0")
+    (tmp_path / "first").mkdir()
+    first = subprocess.Popen([sys.executable, INSTRUMENTED, str(tmp_path / "first"), *overrides],
+                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + TIMEOUT
+    # VISSL links checkpoint.torch to a checkpoint once torch.save has written it whole
+    link = checkpoints / "checkpoint.torch"
+    while not (link.is_symlink()
+               and os.readlink(link).endswith(f"model_iteration{iteration}.torch")):
+        assert first.poll() is None and time.time() < deadline, "no iteration checkpoint"
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+
+
 @pytest.mark.slow
 def test_killed_mid_epoch_resumes_from_the_iteration_checkpoint(tmp_path):
     """A real process is killed with SIGKILL after an iteration checkpoint; the same command
@@ -167,19 +187,7 @@ def test_killed_mid_epoch_resumes_from_the_iteration_checkpoint(tmp_path):
     checkpoints = tmp_path / "ckpt"
     overrides = paper_config_on_cpu(images, checkpoints, "config.OPTIMIZER.num_epochs=2",
                                     "config.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY=3")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PIRL_TEST_STEP_SLEEP="1.0")
-    first = subprocess.Popen([sys.executable, INSTRUMENTED, str(tmp_path / "first"), *overrides],
-                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-    (tmp_path / "first").mkdir()
-    deadline = time.time() + TIMEOUT
-    # VISSL links checkpoint.torch to a checkpoint once torch.save has written it whole
-    link = checkpoints / "checkpoint.torch"
-    while not (link.is_symlink() and os.readlink(link).endswith("model_iteration3.torch")):
-        assert first.poll() is None and time.time() < deadline, "no iteration checkpoint"
-        time.sleep(0.1)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    kill_after_iteration_checkpoint(tmp_path, overrides, checkpoints, 3)
     saved = torch.load(checkpoints / "model_iteration3.torch", map_location="cpu",
                        weights_only=False)
     assert not (checkpoints / "model_iteration6.torch").exists()  # killed mid-epoch 1
@@ -258,18 +266,7 @@ def test_killed_mid_epoch_with_on_device_draws_what_the_uninterrupted_run_drew(t
     run([INSTRUMENTED, str(whole), *paper_config_on_cpu(images, whole, *extra)], cwd=tmp_path)
     checkpoints = tmp_path / "split"
     overrides = paper_config_on_cpu(images, checkpoints, *extra)
-    env = dict(os.environ, OMP_NUM_THREADS="1", PIRL_TEST_STEP_SLEEP="1.0")
-    (tmp_path / "first").mkdir()
-    first = subprocess.Popen([sys.executable, INSTRUMENTED, str(tmp_path / "first"), *overrides],
-                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.time() + TIMEOUT
-    link = checkpoints / "checkpoint.torch"
-    while not (link.is_symlink() and os.readlink(link).endswith("model_iteration2.torch")):
-        assert first.poll() is None and time.time() < deadline, "no iteration checkpoint"
-        time.sleep(0.1)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    kill_after_iteration_checkpoint(tmp_path, overrides, checkpoints, 2)
     assert not (checkpoints / "model_final_checkpoint_phase0.torch").exists()  # mid-epoch 0
     (tmp_path / "second").mkdir()
     run([INSTRUMENTED, str(tmp_path / "second"), *overrides], cwd=tmp_path)
