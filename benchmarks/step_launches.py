@@ -113,8 +113,7 @@ class PartTally:
                       if not op.startswith(PROFILER_MARKERS)}
                for part in (*PARTS, LOADER)}
         parts = {part: sum(ops[part].values()) for part in PARTS}
-        compiled = {part: sum(count for op, count in ops[part].items()
-                              if op == COMPILED_KERNELS) for part in PARTS}
+        compiled = {part: ops[part].get(COMPILED_KERNELS, 0) for part in PARTS}
         markers = sum(count for op, count in self.counter.by_op.items()
                       if op.startswith(PROFILER_MARKERS))
         return {"parts": parts, "total": sum(parts.values()),
