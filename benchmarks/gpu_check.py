@@ -42,6 +42,15 @@ prints why it skips and exits 0):
    backward, SGD step, bank update; 40 steps timed after the workers' first batches are
    consumed, prefetch 1) of VISSL's built-in PIRL, ours on the CPU and ours with
    ``on_device``, with the augmentation's share of the step.
+6. ``launch_bound`` (issue 26): is the paper's step host-bound or GPU-bound? For the loader-side
+   views (copied from pinned memory) and ``augmentation=on_device`` (the canvas copied and
+   augmented), eager, with ``MODEL.COMPILE`` and with ``MODEL.COMPILE.MODE: reduce-overhead``
+   (CUDA graphs) (``ModelCompileHook``; one compilation for both feeds): the host's time to
+   launch a step against the GPU's time to run it (``SegmentClock``:
+   a sleep kernel holds the GPU while the host launches each piece of the step, then CUDA
+   events time the GPU's run of it), the launches per step (``LaunchCounter``), and samples/s
+   of 20 steps back to back reading the loss every step as VISSL's step does; under fp16
+   autocast. Each configuration is written to ``--out`` once measured.
 
 Prints a table and writes every measurement as JSON.
 """
@@ -70,8 +79,10 @@ for folder in (REPO, REPO / "benchmarks", REPO / "tests"):
 
 import vissl_pirl_plugin  # noqa: E402,F401 - applies vissl_compat before VISSL is imported
 from run_benchmarks import (  # noqa: E402
-    BATCH, DIM, IMAGENET, NEGATIVES, STEP_OVERRIDES, imagenet_size_jpegs, make_train_step,
-    median_seconds, source_photographs, train_once, training_parts, vissl_nce_loss)
+    BATCH, DIM, IMAGENET, NEGATIVES, STEP_OVERRIDES, backward, forward_and_loss,
+    imagenet_size_jpegs, make_train_step, median_seconds, source_photographs, train_once,
+    training_parts, update, vissl_nce_loss)
+from vissl.data.collators import get_collator  # noqa: E402
 
 from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image  # noqa: E402
 from vissl_pirl_plugin.data.transforms.batched import photometric as batched_photometric  # noqa: E402
@@ -82,9 +93,14 @@ from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import (  # noq
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import (  # noqa: E402
     ImgPilToPirlJigsaw)
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook  # noqa: E402
+from vissl_pirl_plugin.hooks.model_compile_hook import (  # noqa: E402
+    ModelCompileHook,
+    compiled_module,
+)
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook  # noqa: E402
 from vissl_pirl_plugin.utils.host_reads import HOST_RESIDENT_READS, HostReadDetector  # noqa: E402
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss  # noqa: E402
+from vissl_pirl_plugin.utils.launch_counter import LaunchCounter  # noqa: E402
 
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
 NO_CHECKPOINT_STEPS = {"CHECKPOINT": {"CHECKPOINT_ITER_FREQUENCY": 0, "CHECKPOINT_FREQUENCY": 100}}
@@ -363,6 +379,185 @@ def check_device_augmentation(device: torch.device, batch: int = BATCH, workers:
     return result
 
 
+# the kit's configurations of the model, in the order measured: eager, or MODEL.COMPILE.MODE
+# (CUDA graphs first: the least needed last, if the stage's time runs out)
+LAUNCH_MODES = {"eager": None, "cudagraphs": "reduce-overhead", "compiled": "default"}
+
+
+class SegmentClock:
+    """The host's time to launch a piece of a training step and the device's time to run it.
+
+    On CUDA a sleep kernel holds the GPU while the host launches the piece, so that the host
+    never waits for the GPU, and the GPU then runs the piece's kernels back to back: the CUDA
+    events around them give the GPU's own time. Whether the GPU was still asleep when the host
+    was done is checked: if not (a sleep too short, or more launches than a stream queues, about
+    1,000, so a step is timed piece by piece), the host may have waited, the piece is reported,
+    and the sleep doubles. On the CPU both times are the wall time."""
+
+    def __init__(self, device: torch.device, sleep_ms: float = 50.0) -> None:
+        self.device, self.cycles = device, 0
+        if device.type == "cuda":
+            probe = 10_000_000
+            begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            begin.record()
+            torch.cuda._sleep(probe)
+            end.record()
+            end.synchronize()
+            self.cycles = int(probe * sleep_ms / max(begin.elapsed_time(end), 1e-3))
+
+    def time(self, piece: Callable[[], object]) -> tuple:
+        """``(piece's result, host seconds, device seconds, whether the host never waited)``."""
+        if self.device.type != "cuda":
+            start = time.perf_counter()
+            result = piece()
+            seconds = time.perf_counter() - start
+            return result, seconds, seconds, True
+        torch.cuda.synchronize(self.device)
+        torch.cuda._sleep(self.cycles)
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        start = time.perf_counter()
+        result = piece()
+        host = time.perf_counter() - start
+        end.record()
+        held = not begin.query()  # the GPU had not started the piece: the host never waited
+        end.synchronize()
+        if not held:
+            self.cycles *= 2
+        return result, host, begin.elapsed_time(end) / 1000, held
+
+
+def launch_bound_variant(parts: SimpleNamespace, feed: Callable[[], Dict[str, torch.Tensor]],
+                         targets: torch.Tensor, amp: Optional[str], clock: SegmentClock,
+                         repeats: int, steps: int, count_launches: bool = True) -> dict:
+    """One configuration's launches per step (``LaunchCounter``, unless not
+    ``count_launches``), host and device time per step (the sums of its pieces: inputs, forward
+    and loss, backward, update; medians of ``repeats``), and samples/s of ``steps`` steps back
+    to back, the loss read on the host every step as VISSL's step does."""
+    amp_dtype = AMP_DTYPES.get(amp)
+
+    def step() -> torch.Tensor:
+        torch.compiler.cudagraph_mark_step_begin()  # CUDA graphs: the last step's outputs are done
+        output, value = forward_and_loss(parts, feed(), targets, amp_dtype)
+        backward(parts, value)
+        update(parts, output, targets)
+        return value
+
+    started = time.perf_counter()
+    for _ in range(3):  # cuDNN's choices, Z's estimate, the momentum buffers, the compilation
+        step()
+    if parts.device.type == "cuda":
+        torch.cuda.synchronize(parts.device)
+    result = {"warm_up_s": time.perf_counter() - started, "launches": None}
+    if count_launches:
+        try:
+            with LaunchCounter() as launches:
+                step()
+            result["launches"] = launches.total
+        except Exception as error:  # noqa: BLE001 - the times are still worth measuring
+            result["launches"] = f"not counted: {type(error).__name__}: {error}"[:200]
+    host, gpu, waited = [], [], set()
+    for _ in range(repeats):
+        torch.compiler.cudagraph_mark_step_begin()
+        inputs, *times = clock.time(feed)
+        pieces = {"inputs": times}
+        (output, value), *pieces["forward"] = clock.time(
+            lambda: forward_and_loss(parts, inputs, targets, amp_dtype))
+        _, *pieces["backward"] = clock.time(lambda: backward(parts, value))
+        _, *pieces["update"] = clock.time(lambda: update(parts, output, targets))
+        host.append(sum(host_s for host_s, _, _ in pieces.values()))
+        gpu.append(sum(gpu_s for _, gpu_s, _ in pieces.values()))
+        waited |= {name for name, (_, _, held) in pieces.items() if not held}
+    result["host_ms"] = 1000 * float(np.median(host))
+    result["gpu_ms"] = 1000 * float(np.median(gpu))
+    # pieces whose host time may include waiting for the GPU (an upper bound then)
+    result["host_waited_in"] = sorted(waited)
+    result["bound"] = "host-bound" if result["host_ms"] > result["gpu_ms"] else "GPU-bound"
+    start = time.perf_counter()
+    for _ in range(steps):
+        step().item()
+    result["samples_per_s"] = steps * len(targets) / (time.perf_counter() - start)
+    return result
+
+
+def check_launch_bound(device: torch.device, out: Optional[Path] = None, batch: int = BATCH,
+                       image_size: int = 224, dataset_size: int = IMAGENET,
+                       num_negatives: int = NEGATIVES, amp: Optional[str] = "fp16",
+                       overrides: Sequence[str] = STEP_OVERRIDES, repeats: int = 3,
+                       steps: int = 20, modes: Sequence[str] = tuple(LAUNCH_MODES)) -> dict:
+    """Issue 26: is the step host-bound or GPU-bound? The paper's step (ResNet-50, batch 32,
+    224-px images and 288 patches, 32000 negatives, the ImageNet-size bank) with the loader-side
+    views copied from pinned memory or with ``augmentation=on_device`` (the uint8 canvas of
+    ImageNet-size JPEGs, padded to ``max_image_side``, copied and augmented), eager and with
+    ``MODEL.COMPILE`` in its modes ``default`` and ``reduce-overhead`` (CUDA graphs; its
+    launches are not counted: ``LaunchCounter`` does not model a graph's replay), as ``modes``
+    asks; each written to ``out`` as soon as it is measured (a stage killed while compiling
+    keeps the eager results)."""
+    transform = ImgPilToPirlJigsaw(on_device=True, image_crop_size=image_size)
+    files = imagenet_size_jpegs()
+    samples = [{"data": [transform(load_rgb_image(str(files[i % len(files)])))], "label": [i],
+                "data_valid": [1], "data_idx": [i]} for i in range(batch)]
+    canvas = get_collator("pirl_collator", {"canvas_side": transform.max_image_side})(samples)
+    pinned = device.type == "cuda"
+    pixels, sizes = (canvas[key][0].pin_memory() if pinned else canvas[key][0]
+                     for key in ("pixels", "pixel_sizes"))
+    augmentation = DevicePirlAugmentation(transform)
+    generator = torch.Generator(device=device).manual_seed(0)
+    views = {key: view.cpu() for key, view in augmentation(
+        pixels.to(device), sizes.to(device), generator).items()}
+    views = {key: view.pin_memory() if pinned else view for key, view in views.items()}
+    feeds = {
+        "loader": lambda: {key: view.to(device, non_blocking=True) for key, view in views.items()},
+        "on_device": lambda: augmentation(pixels.to(device, non_blocking=True),
+                                          sizes.to(device, non_blocking=True), generator)}
+    torch.manual_seed(0)
+    parts = training_parts("ours", [*overrides, f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch}",
+                                    f"config.DATA.TRAIN.TRANSFORMS.0.image_crop_size={image_size}"],
+                           dataset_size, num_negatives, image_size, device)
+    targets = torch.randperm(dataset_size, device=device)[:batch]
+    clock = SegmentClock(device)
+    result: dict = {"batch": batch, "amp": amp or "off"}
+    for mode in modes:
+        compiled_module(parts.model).__dict__.pop("forward", None)  # the model's own forward
+        if LAUNCH_MODES[mode] is not None:  # MODEL.COMPILE's hook: one compilation, both feeds
+            ModelCompileHook(LAUNCH_MODES[mode]).on_start(SimpleNamespace(base_model=parts.model))
+        for feed in ("loader", "on_device"):
+            name = f"{feed}_{mode}"
+            try:
+                result[name] = launch_bound_variant(parts, feeds[feed], targets, amp, clock,
+                                                    repeats, steps, mode != "cudagraphs")
+            except Exception as error:  # noqa: BLE001 - the other configurations still run
+                result[name] = {"error": f"{type(error).__name__}: {error}".splitlines()[0]}
+            result["lines"] = launch_bound_lines(result)
+            if out is not None:
+                out.write_text(json.dumps({"launch_bound": result}, indent=2, default=str))
+    return result
+
+
+def launch_bound_lines(result: dict) -> List[str]:
+    """The summary's lines: per configuration the verdict, its times, samples/s and launches."""
+    lines = [f"per step, batch {result['batch']}, autocast {result['amp']}: host's launch time "
+             "vs the GPU's time (CUDA events)"]
+    for name, row in result.items():
+        if not isinstance(row, dict):
+            continue
+        feed, mode = name.rsplit("_", 1)
+        label = f"{'loader-side' if feed == 'loader' else feed}, {mode}"
+        if "error" in row:
+            lines.append(f"{label:22s} {row['error']}")
+            continue
+        rate = row["samples_per_s"]
+        rate = f"{rate:,.0f}" if rate >= 10 else f"{rate:.2f}"  # the CPU's dry run: below 1
+        launches = row["launches"]  # None with CUDA graphs: a replay is not modelled
+        launches = f"{launches:,} launches" if isinstance(launches, int) else "launches not counted"
+        waited = (f"; the host may have waited in {', '.join(row['host_waited_in'])}"
+                  if row["host_waited_in"] else "")
+        lines.append(f"{label:22s} {row['bound']:10s} host {row['host_ms']:6.1f} ms, GPU "
+                     f"{row['gpu_ms']:6.1f} ms, {rate} samples/s, {launches} "
+                     f"(warm-up {row['warm_up_s']:.0f} s{waited})")
+    return lines
+
+
 def write_photo_crops(folder: Path, count: int, size: int = 256) -> Path:
     """``count`` JPEGs cut at random from scikit-image's photographs, in two class folders."""
     rng = np.random.default_rng(0)
@@ -500,19 +695,25 @@ def small_sizes(device: torch.device) -> Dict[str, dict]:
             "train_and_resume": dict(num_images=8, batch=2, epochs=1, workers=0, image_size=64),
             "train_step": dict(batch=2, repeats=1, dataset_size=64, num_negatives=8,
                                image_size=64),
-            "device_augmentation": dict(batch=2, workers=0, steps=1, image_size=64, amp=None)}
+            "device_augmentation": dict(batch=2, workers=0, steps=1, image_size=64, amp=None),
+            # eager only: a compilation takes minutes on a CPU
+            "launch_bound": dict(batch=2, image_size=64, dataset_size=64, num_negatives=8,
+                                 amp=None, overrides=(), repeats=1, steps=2,
+                                 modes=("eager",))}
 
 
 def check_names(device: torch.device) -> List[str]:
     """The checks in the order the kit runs them (AMP on CUDA only)."""
     training = [f"train_and_resume_{amp}" for amp in (("fp16", "bf16") if device.type == "cuda"
                                                       else ("fp32",))]
-    return ["loss_and_bank", *training, "linear_iteration", "train_step", "device_augmentation"]
+    return ["loss_and_bank", *training, "linear_iteration", "launch_bound", "train_step",
+            "device_augmentation"]
 
 
 def run_check_named(name: str, device: torch.device, workdir: Path,
-                    checkpoint: Optional[str] = None) -> dict:
-    """Runs check ``name`` (see ``check_names``) and returns its measurements."""
+                    checkpoint: Optional[str] = None, out: Optional[Path] = None) -> dict:
+    """Runs check ``name`` (see ``check_names``) and returns its measurements; a check that
+    measures in rounds writes each round to ``out``."""
     sizes = small_sizes(device)
     if name == "loss_and_bank":
         result = check_loss_and_bank(device, **sizes.get(name, {}))
@@ -532,13 +733,16 @@ def run_check_named(name: str, device: torch.device, workdir: Path,
         return train_throughput(device, amps=amps, **sizes.get(name, {}))
     if name == "device_augmentation":
         return check_device_augmentation(device, **sizes.get(name, {}))
+    if name == "launch_bound":
+        return check_launch_bound(device, out, **sizes.get(name, {}))
     raise ValueError(f"Unknown check {name!r}: choose from {check_names(device)}.")
 
 
 def run_all(device: torch.device, workdir: Path, names: Optional[List[str]] = None,
-            checkpoint: Optional[str] = None) -> dict:
+            checkpoint: Optional[str] = None, out: Optional[Path] = None) -> dict:
     """The checks ``names`` (default all) on ``device``, in this process; the linear iteration
-    takes the first trained checkpoint unless ``checkpoint`` is given."""
+    takes the first trained checkpoint unless ``checkpoint`` is given. A check measuring in
+    rounds writes its rounds to ``out`` as it goes."""
     results: Dict[str, dict] = {"device": torch.cuda.get_device_name(device)
                                 if device.type == "cuda" else "cpu",
                                 "torch": torch.__version__}
@@ -549,7 +753,7 @@ def run_all(device: torch.device, workdir: Path, names: Optional[List[str]] = No
             if checkpoint is None:
                 results[name] = {"ok": False, "error": "skipped: no trained checkpoint"}
                 continue
-        run_check(name, lambda: run_check_named(name, device, workdir, checkpoint), results)
+        run_check(name, lambda: run_check_named(name, device, workdir, checkpoint, out), results)
     return results
 
 
@@ -598,9 +802,9 @@ def main() -> None:
         raise SystemExit(f"--workdir {workdir} is not empty: VISSL would resume what an earlier "
                          "run left there. Give a new folder (or none: a fresh temporary one).")
     workdir.mkdir(parents=True, exist_ok=True)
-    results = run_all(torch.device(args.device), workdir, args.check, args.checkpoint)
-    print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    results = run_all(torch.device(args.device), workdir, args.check, args.checkpoint, args.out)
+    print_table(results)
     args.out.write_text(json.dumps(results, indent=2, default=str))
     print(f"\nJSON: {args.out}")
     if not all(row["ok"] for row in results.values() if isinstance(row, dict)):

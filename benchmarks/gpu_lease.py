@@ -121,6 +121,7 @@ def stages(device: str) -> List[Stage]:
         training[0],
         Stage("linear_iteration", kit_check("linear_iteration", trained_checkpoint),
               timeout_s=75, minimum_s=30),
+        Stage("launch_bound", kit_check("launch_bound"), timeout_s=150, minimum_s=40),
         Stage("train_step", kit_check("train_step"), timeout_s=150, minimum_s=90),
         Stage("device_augmentation", kit_check("device_augmentation"), timeout_s=120,
               minimum_s=60),
@@ -156,11 +157,11 @@ def run_stage(run: Run, stage: Stage) -> dict:
     run.write_log(f"{stage.name} ({seconds:.1f} s, exit {process.returncode})",
                   (output or "")[-LOG_TAIL_CHARS:])
     result: dict = {"seconds": round(seconds, 1)}
-    if timed_out:
-        return {**result, "status": "timed out", "why": f"killed at its {timeout:.0f} s limit"}
-    measured = read_measurements(run, stage)
+    measured = read_measurements(run, stage)  # a stage killed at its limit may have written some
     if measured is not None:
         result["measured"] = measured
+    if timed_out:
+        return {**result, "status": "timed out", "why": f"killed at its {timeout:.0f} s limit"}
     if process.returncode == 0:
         return {**result, "status": "passed"}
     return {**result, "status": "failed", "why": last_error_line(output or "", measured)}
@@ -244,7 +245,11 @@ def summary(run: Run) -> str:
         if result.get("why"):
             line += f"  {result['why']}"
         lines.append(line)
-        shown = headline(result.get("measured") or {})
+        measured = result.get("measured") or {}
+        if measured.get("lines"):  # a stage's own summary lines
+            lines += [f"{'':26s}{line}" for line in measured["lines"]]
+            continue
+        shown = headline(measured)
         if shown:
             lines.append(f"{'':26s}" + "; ".join(f"{key}: {value}" for key, value in shown.items()))
     total = time.monotonic() - run.started

@@ -1,10 +1,10 @@
 """vissl-pirl against VISSL's built-in PIRL, side by side in one process, on identical inputs.
 
     .venv/bin/python benchmarks/run_benchmarks.py [--out benchmarks/results.json] [--repeats 7]
-        [--parts augmentation data_loader loss train_step]
+        [--parts augmentation data_loader imagenet_size launches loss train_step]
 
-Three measurements, each the median of ``--repeats`` timed runs after one warm-up, VISSL's and
-ours taking turns run by run:
+The timings are each the median of ``--repeats`` timed runs after one warm-up, VISSL's and ours
+taking turns run by run:
 
 1. loss + memory-bank step (forward, backward, bank update) at the paper's setting: batch 32
    per GPU, N = 32000 negatives, 128-d, two loss terms, ImageNet's 1281167-entry bank. Ours
@@ -30,6 +30,10 @@ ours taking turns run by run:
    workers (``STEP_OVERRIDES``: ResNet-50, batch 16, 128-px images and 9 patches of 64 px,
    64 negatives): augmenting and collating 16 of those photographs, forward, loss, backward, SGD step, bank update. The plugin's transform,
    collator, heads and loss against VISSL's (its chain at the same sizes).
+5. kernel launches per training step by part (``--parts launches``, ``step_launches.py``): the
+   paper config through VISSL's trainer on one CPU process, the loader-side path and
+   ``augmentation=on_device``, eager and with ``MODEL.COMPILE``; counts, not timings, apart
+   from each run's first step (the compilation's cost).
 
 Prints a table and writes the numbers as JSON. Timings depend on the machine; the ratios
 are what docs/performance.md reports.
@@ -37,7 +41,9 @@ are what docs/performance.md reports.
 import argparse
 import json
 import os
+import shutil
 import statistics
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -58,9 +64,11 @@ from vissl.data.ssl_transforms import get_transform
 from vissl.losses.nce_loss import NCELossWithMemory
 from vissl.models import build_model
 
+import step_launches
 from vissl_pirl_plugin.data.robust_disk_dataset import load_rgb_image
 from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
+from vissl_pirl_plugin.data.transforms.pirl_pair_transform import DEFAULT_MAX_IMAGE_SIDE
 from vissl_pirl_plugin.engine.config_validation import prepare_data
 from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
@@ -142,7 +150,9 @@ def bench_imagenet_size(repeats: int, batch: int = 32) -> Dict[str, Dict[str, fl
              "ours_cpu": (get_transform([{"name": "ImgPilToPirlJigsaw"}]), load_rgb_image,
                           get_collator("pirl_collator", {})),
              "ours_on_device": (get_transform([{"name": "ImgPilToPirlJigsaw", "on_device": True}]),
-                                load_rgb_image, get_collator("pirl_collator", {}))}
+                                load_rgb_image,  # the canvas the launcher asks for
+                                get_collator("pirl_collator",
+                                             {"canvas_side": DEFAULT_MAX_IMAGE_SIDE}))}
 
     def loader_batch(transform, loader, collate) -> dict:
         return collate([transform({"data": [loader(path)], "label": [i], "data_valid": [1],
@@ -328,21 +338,35 @@ def training_parts(name: str, overrides: List[str], dataset_size: int, num_negat
                            transform=transform, collate=collate, device=device)
 
 
+def forward_and_loss(parts: SimpleNamespace, inputs: Dict[str, torch.Tensor],
+                     targets: torch.Tensor, amp_dtype: Optional[torch.dtype] = None) -> tuple:
+    """``(model output, loss)``: the forward pass under ``amp_dtype`` autocast when given."""
+    with torch.autocast(parts.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        output = parts.model(inputs)
+        return output, parts.loss(output, targets)
+
+
+def backward(parts: SimpleNamespace, value: torch.Tensor) -> None:
+    parts.optimizer.zero_grad()
+    value.backward()
+
+
+def update(parts: SimpleNamespace, output: List[torch.Tensor], targets: torch.Tensor) -> None:
+    """The SGD step and, with the plugin's loss, the memory bank's update."""
+    parts.optimizer.step(where=0.0)
+    if isinstance(parts.loss, PIRLLoss):
+        parts.loss.memory_bank.update(*parts.loss.memory_update_inputs(output, targets))
+
+
 def train_once(parts: SimpleNamespace, inputs: Dict[str, torch.Tensor], targets: torch.Tensor,
                amp_dtype: Optional[torch.dtype] = None) -> None:
     """Forward under ``amp_dtype`` autocast when given, loss, backward, SGD step, bank update;
     synchronises a CUDA device at the end."""
-    device = parts.device
-    with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        output = parts.model(inputs)
-        value = parts.loss(output, targets)
-    parts.optimizer.zero_grad()
-    value.backward()
-    parts.optimizer.step(where=0.0)
-    if isinstance(parts.loss, PIRLLoss):
-        parts.loss.memory_bank.update(*parts.loss.memory_update_inputs(output, targets))
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    output, value = forward_and_loss(parts, inputs, targets, amp_dtype)
+    backward(parts, value)
+    update(parts, output, targets)
+    if parts.device.type == "cuda":
+        torch.cuda.synchronize(parts.device)
 
 
 def make_train_step(name: str, photos: List[Image.Image], overrides: List[str],
@@ -379,11 +403,35 @@ def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
                                image_size=128) for name in ("vissl", "ours")}, repeats)
 
 
+LAUNCH_CONFIGURATIONS = {"loader_eager": (), "on_device_eager": ("ON_DEVICE",),
+                         "loader_compiled": ("COMPILE",),
+                         "on_device_compiled": ("ON_DEVICE", "COMPILE")}
+
+
+def bench_launches(repeats: int) -> Dict[str, dict]:
+    """Kernel launches per training step by part (``step_launches.py``: the paper config,
+    ResNet-50, one CPU process) for both augmentation paths, eager and with ``MODEL.COMPILE``,
+    each in its own process; and each run's first step's seconds (the compilation). Counts do
+    not vary: ``repeats`` is not used."""
+    images = imagenet_size_jpegs()[0].parent
+    results = {}
+    for name, flags in LAUNCH_CONFIGURATIONS.items():
+        work = Path(tempfile.mkdtemp(prefix="vissl_pirl_launches_"))
+        counted = step_launches.count_in_a_process(
+            images, work, [getattr(step_launches, flag) for flag in flags])
+        results[name] = {key: counted[key] for key in (
+            "parts", "total", "loader", "compiled_kernels", "heads_in_trunk_forward",
+            "first_step_s")}
+        shutil.rmtree(work)
+    return results
+
+
 PARTS = {"loss": ("loss_step_seconds", bench_loss),
          "augmentation": ("augmentation_images_per_second", bench_augmentation),
          "data_loader": ("data_loader_images_per_second", bench_data_loader),
          "train_step": ("train_step_seconds", bench_train_step),
-         "imagenet_size": ("imagenet_size_jpegs", bench_imagenet_size)}
+         "imagenet_size": ("imagenet_size_jpegs", bench_imagenet_size),
+         "launches": ("launches_per_step", bench_launches)}
 
 
 def table(results: Dict[str, Dict]) -> List[tuple]:
@@ -426,6 +474,23 @@ def table(results: Dict[str, Dict]) -> List[tuple]:
     return rows
 
 
+def launch_table(launches: Dict[str, dict]) -> List[str]:
+    """Launches per training step by part, one column per configuration."""
+    names = list(launches)
+    lines = [f"{'launches per step':18s}" + "".join(f"{name:>20s}" for name in names)]
+    for part in (*next(iter(launches.values()))["parts"], "total"):
+        cells = []
+        for name in names:
+            row = launches[name]
+            count = row["total"] if part == "total" else row["parts"][part]
+            in_trunk = part == "heads" and row["heads_in_trunk_forward"]
+            cells.append(f"{'(in trunk)' if in_trunk else count:>20}")
+        lines.append(f"{part:18s}" + "".join(cells))
+    lines.append(f"{'first step (s)':18s}" + "".join(f"{launches[name]['first_step_s']:>20.1f}"
+                                                     for name in names))
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results.json"))
@@ -451,6 +516,9 @@ def main() -> None:
               f" on_device's loader side {rates['ours_on_device'] / rates['ours_cpu']:.2f}x ours "
               f"on the CPU; the device-side augmentation of a batch of 32 on this CPU "
               f"({device['cpu_threads']} threads): {device['seconds']:.3f} s")
+    launches = results.get("launches_per_step")
+    if launches:
+        print("\n" + "\n".join(launch_table(launches)))
     results["speedups"] = {label: ratio for label, _, _, ratio in rows}
     results["torch_threads"] = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -109,3 +109,16 @@ def test_the_device_augmentation_check_measures_pil_differences_syncs_and_feedin
     assert all(result[f"{name}_max"] == 0 for name in gpu_check.PIL_OPS)  # PIL's output exactly
     assert all(result[side]["samples_per_s"] > 0 for side in ("vissl", "ours", "ours_on_device"))
     assert 0 < result["ours_on_device"]["augmentation_share_of_step"] < 1
+
+
+@pytest.mark.slow
+def test_the_launch_bound_check_times_host_and_device_and_counts_launches():
+    """The kit's launch_bound stage at small sizes on the CPU, eager only (where host and device
+    time are both the wall time): the verdicts, the launches, the summary's lines."""
+    result = gpu_check.check_launch_bound(CPU, **gpu_check.small_sizes(CPU)["launch_bound"])
+    for name in ("loader_eager", "on_device_eager"):
+        row = result[name]
+        assert row["host_ms"] == row["gpu_ms"] > 0 and row["bound"] == "GPU-bound"
+        assert row["samples_per_s"] > 0 and row["launches"] > 0
+    assert result["on_device_eager"]["launches"] > result["loader_eager"]["launches"]
+    assert len(result["lines"]) == 3 and result["lines"][1].startswith("loader-side, eager ")

@@ -39,6 +39,11 @@ def test_stages_run_in_fresh_folders_within_their_limits(tmp_path, monkeypatch):
                               "time.sleep(60)'])\n"
                               f"open({str(tmp_path / 'child.pid')!r}, 'w').write(str(child.pid))\n"
                               "time.sleep(60)", timeout_s=3, json_out=False),
+        # what a stage wrote before it was killed is kept; its own summary lines are shown
+        python_stage("partial", "import json, os, time\n"
+                                "json.dump({'partial': {'lines': ['eager: host-bound']}}, "
+                                "open(os.path.join(WORK, 'result.json'), 'w'))\n"
+                                "time.sleep(60)", timeout_s=3),
         python_stage("too_big", "print('never started')", minimum_s=10_000),
     ])
     started = time.monotonic()
@@ -61,10 +66,13 @@ def test_stages_run_in_fresh_folders_within_their_limits(tmp_path, monkeypatch):
         state = "gone"
     assert state in ("gone", "Z", "X"), state  # killed with its stage, not sleeping on
     assert results["too_big"]["status"] == "skipped" and "budget left" in results["too_big"]["why"]
+    assert results["partial"]["status"] == "timed out"
+    assert results["partial"]["measured"] == {"lines": ["eager: host-bound"]}
     log = (tmp_path / "out" / "kit.log").read_text()
     assert "===== first" in log and "measured" in log and "never started" not in log
     summary = (tmp_path / "out" / "summary.txt").read_text()
     assert "hangs" in summary and "timed out" in summary and "value: 1.5" in summary
+    assert f"\n{'':26s}eager: host-bound\n" in summary
     assert len(summary.splitlines()) < 20  # one screen: a line per stage, one per measurements
 
 
@@ -74,6 +82,7 @@ def test_the_lent_machines_stages_fit_its_budget():
     for device in ("cuda", "cpu"):
         names = [stage.name for stage in gpu_lease.stages(device)]
         assert names[:2] == ["gpu_tests", "loss_and_bank"] and "train_step" in names
+        assert "launch_bound" in names
         assert sum(stage.minimum_s for stage in gpu_lease.stages(device)) <= 420 - 30
 
 

@@ -159,6 +159,26 @@ def test_resume_at_an_epoch_boundary_retraces_the_uninterrupted_run(tmp_path, wo
         assert torch.equal(value, resumed["model"][trunk][key]), key
 
 
+def kill_after_iteration_checkpoint(tmp_path: Path, overrides: list, checkpoints: Path,
+                                    iteration: int) -> None:
+    """Runs the instrumented launcher (dumps in ``tmp_path / "first"``), a second per step, and
+    kills it with SIGKILL once the checkpoint of ``iteration`` is written."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", PIRL_TEST_STEP_SLEEP="1.0")
+    (tmp_path / "first").mkdir()
+    first = subprocess.Popen([sys.executable, INSTRUMENTED, str(tmp_path / "first"), *overrides],
+                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + TIMEOUT
+    # VISSL links checkpoint.torch to a checkpoint once torch.save has written it whole
+    link = checkpoints / "checkpoint.torch"
+    while not (link.is_symlink()
+               and os.readlink(link).endswith(f"model_iteration{iteration}.torch")):
+        assert first.poll() is None and time.time() < deadline, "no iteration checkpoint"
+        time.sleep(0.1)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+
+
 @pytest.mark.slow
 def test_killed_mid_epoch_resumes_from_the_iteration_checkpoint(tmp_path):
     """A real process is killed with SIGKILL after an iteration checkpoint; the same command
@@ -167,19 +187,7 @@ def test_killed_mid_epoch_resumes_from_the_iteration_checkpoint(tmp_path):
     checkpoints = tmp_path / "ckpt"
     overrides = paper_config_on_cpu(images, checkpoints, "config.OPTIMIZER.num_epochs=2",
                                     "config.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY=3")
-    env = dict(os.environ, OMP_NUM_THREADS="1", PIRL_TEST_STEP_SLEEP="1.0")
-    first = subprocess.Popen([sys.executable, INSTRUMENTED, str(tmp_path / "first"), *overrides],
-                             cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
-    (tmp_path / "first").mkdir()
-    deadline = time.time() + TIMEOUT
-    # VISSL links checkpoint.torch to a checkpoint once torch.save has written it whole
-    link = checkpoints / "checkpoint.torch"
-    while not (link.is_symlink() and os.readlink(link).endswith("model_iteration3.torch")):
-        assert first.poll() is None and time.time() < deadline, "no iteration checkpoint"
-        time.sleep(0.1)
-    os.killpg(first.pid, signal.SIGKILL)
-    first.wait()
+    kill_after_iteration_checkpoint(tmp_path, overrides, checkpoints, 3)
     saved = torch.load(checkpoints / "model_iteration3.torch", map_location="cpu",
                        weights_only=False)
     assert not (checkpoints / "model_iteration6.torch").exists()  # killed mid-epoch 1
@@ -239,3 +247,36 @@ def test_nan_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
     good = torch.load(checkpoints / "checkpoint.torch", map_location="cpu", weights_only=False)
     weights = good["classy_state_dict"]["base_model"]["model"]["trunk"]
     assert all(torch.isfinite(value).all() for value in weights.values())
+
+
+@pytest.mark.slow
+def test_killed_mid_epoch_with_on_device_draws_what_the_uninterrupted_run_drew(tmp_path):
+    """``augmentation=on_device``: a run killed with SIGKILL after an iteration checkpoint in the
+    middle of the epoch resumes there and trains the rest of the epoch exactly as the
+    uninterrupted run did (losses, bank, weights), 2 loader workers (they only decode).
+    Without the per-step seeding of the global generators the resumed steps drew other
+    negatives (the global generator restarted from the epoch's seed) and the losses differed
+    from the first resumed step on; without ``EpochScheduleHook`` VISSL gave the rest of the
+    epoch the cosine's learning rate at the resume point (0.00012 instead of 0.00023 here) and
+    they differed from the second."""
+    images = write_image_folder(tmp_path / "images", num_images=8)
+    extra = ("config.DATA.NUM_DATALOADER_WORKERS=2", ON_DEVICE,
+             "config.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY=2")
+    whole = tmp_path / "whole"
+    run([INSTRUMENTED, str(whole), *paper_config_on_cpu(images, whole, *extra)], cwd=tmp_path)
+    checkpoints = tmp_path / "split"
+    overrides = paper_config_on_cpu(images, checkpoints, *extra)
+    kill_after_iteration_checkpoint(tmp_path, overrides, checkpoints, 2)
+    assert not (checkpoints / "model_final_checkpoint_phase0.torch").exists()  # mid-epoch 0
+    (tmp_path / "second").mkdir()
+    run([INSTRUMENTED, str(tmp_path / "second"), *overrides], cwd=tmp_path)
+    assert torch.load(tmp_path / "second" / "state_start_rank0.pt")["iteration"] == 2
+    # 8 images / batch 2: steps 0..3; the resumed run logged steps 2 and 3 after the first's 0, 1
+    resumed_losses = losses(checkpoints / "stdout.json")[-2:]
+    assert resumed_losses == losses(whole / "stdout.json")[2:]
+    uninterrupted = torch.load(whole / "state_end_rank0.pt")
+    resumed = torch.load(tmp_path / "second" / "state_end_rank0.pt")
+    assert torch.equal(uninterrupted["bank"], resumed["bank"])
+    for part in ("trunk", "heads"):
+        for key, value in uninterrupted["model"][part].items():
+            assert torch.equal(value, resumed["model"][part][key]), key

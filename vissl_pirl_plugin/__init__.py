@@ -8,6 +8,8 @@ Importing the package registers its components in VISSL's registries:
 * ``data/transforms/``: transforms ``ImgPilToPirlPair`` and ``ImgPilToPirlJigsaw`` with the
   pretexts ``jigsaw``, ``rotation`` and ``rotation_jigsaw`` (``register_pretext`` adds yours);
 * ``models/``: head ``pirl_jigsaw_head``, trunk ``resnet_small`` (ResNet-18/10 for CPU demos);
+* ``optimizers/``: optimizer ``sgd_multi_tensor`` (classy_vision's ``sgd`` on torch's
+  multi-tensor path on every device);
 * ``engine/``: train step ``pirl_device_augmentation_train_step`` (the augmentation on the
   training device, ``+config/pretrain/pirl/augmentation=on_device``) and task
   ``pirl_self_supervision_task`` (``DATA.TRAIN.RANK_SPLIT``, batch norm across CPU ranks).
@@ -34,6 +36,7 @@ from vissl_pirl_plugin.data.transforms.pretext import register_pretext  # noqa: 
 from vissl_pirl_plugin.engine import device_augmentation_train_step, pirl_task  # noqa: E402,F401
 from vissl_pirl_plugin.losses import pirl_loss  # noqa: E402,F401
 from vissl_pirl_plugin.models import pirl_jigsaw_head, resnet_small_trunk  # noqa: E402,F401
+from vissl_pirl_plugin.optimizers import multi_tensor_sgd  # noqa: E402,F401
 
 robust_disk_dataset.install()
 

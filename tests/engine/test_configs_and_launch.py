@@ -60,7 +60,7 @@ def test_paper_config_carries_the_papers_hyperparameters():
     dist = cfg.DISTRIBUTED
     assert (dist.NUM_NODES, dist.NUM_PROC_PER_NODE, cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA) == (4, 8, 32)
     opt = cfg.OPTIMIZER
-    assert (opt.name, opt.momentum, opt.weight_decay, opt.num_epochs) == ("sgd", 0.9, 1e-4, 800)
+    assert (opt.name, opt.momentum, opt.weight_decay, opt.num_epochs) == ("sgd_multi_tensor", 0.9, 1e-4, 800)
     lr = opt.param_schedulers.lr
     assert lr.name == "cosine"
     # VISSL scales the lr with the global batch: 1024 images give the paper's 0.12 -> 1.2e-4
@@ -214,7 +214,19 @@ def test_on_device_hands_the_train_step_the_decoded_images(config):
     assert cfg.TRAINER.TRAIN_STEP_NAME == DEVICE_STEP
     prepare_augmentation(cfg)
     assert cfg.DATA.TRAIN.TRANSFORMS[0]["on_device"] is True
+    assert cfg.DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side == 512  # max_image_side
     validate_config(cfg)
+
+
+def test_on_device_pads_the_canvas_to_max_image_side():
+    on_device = "+config/pretrain/pirl/augmentation=on_device"
+    cfg = compose(PAPER, on_device, "+config.DATA.TRAIN.TRANSFORMS.0.max_image_side=300")
+    prepare_augmentation(cfg)
+    assert cfg.DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side == 300
+    cfg = compose(PAPER, on_device, "+config.DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side=256")
+    with pytest.raises(ValueError, match=r"canvas_side=256 is smaller than the first "
+                                         r"transform's max_image_side=512"):
+        prepare_augmentation(cfg)
 
 
 @pytest.mark.parametrize("overrides, match", [

@@ -17,13 +17,17 @@ pixels instead: the batch gets them zero-padded into one uint8 ``pixels`` canvas
 ``(B, H_max, W_max, 3)`` with their ``pixel_sizes`` ``(B, 2)``, from which
 ``pirl_device_augmentation_train_step`` makes the two inputs on the training device (a
 canvas and sizes, not a list of tensors, so that the device never waits for the host to
-read a size).
+read a size). With ``canvas_side`` (set by the launcher to the first transform's
+``max_image_side`` for ``augmentation=on_device``) the canvas is always
+``(B, canvas_side, canvas_side, 3)``: every step's tensors then have one shape, which
+``torch.compile`` and CUDA graphs need (one compilation, one captured graph); an image larger
+than that is refused.
 
 Both inputs leave in one memory format, channels-last (``torch.channels_last``, NHWC strides):
 the format cuDNN's convolutions are fastest in, and the one the transforms' uint8 pixels already
 have. With mixed formats the trunk would convert its weights on every call.
 """
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Optional
 
 import torch
 from vissl.data.collators import register_collator
@@ -31,10 +35,11 @@ from vissl.data.collators import register_collator
 
 @register_collator("pirl_collator")
 def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
-                  image_key: str = "images", ignore_index: int = -1) -> Dict[str, List[torch.Tensor]]:
+                  image_key: str = "images", ignore_index: int = -1,
+                  canvas_side: Optional[int] = None) -> Dict[str, List[torch.Tensor]]:
     views = [sample["data"][0] for sample in batch]
     if all(_is_pixels(view) for view in views):
-        output = pixel_canvas(views)
+        output = pixel_canvas(views, canvas_side)
     else:
         output = _views(views, transformed_key, image_key)
     labels = torch.tensor([int(sample["label"][0]) for sample in batch], dtype=torch.long)
@@ -44,10 +49,19 @@ def pirl_collator(batch: List[Dict[str, Any]], transformed_key: str = "patches",
     return {**output, "label": [labels], "data_valid": [valid], "data_idx": [data_idx]}
 
 
-def pixel_canvas(views: List[torch.Tensor]) -> Dict[str, List[torch.Tensor]]:
-    """uint8 ``(3, H, W)`` images -> ``pixels`` ``(B, H_max, W_max, 3)``, ``pixel_sizes``."""
+def pixel_canvas(views: List[torch.Tensor], side: Optional[int] = None
+                 ) -> Dict[str, List[torch.Tensor]]:
+    """uint8 ``(3, H, W)`` images -> ``pixels`` ``(B, H_max, W_max, 3)`` (``(B, side, side, 3)``
+    with ``side``), ``pixel_sizes``."""
     sizes = torch.tensor([list(view.shape[-2:]) for view in views], dtype=torch.long)
     height, width = sizes.max(dim=0).values.tolist()
+    if side is not None:
+        if max(height, width) > side:
+            raise ValueError(
+                f"pirl_collator: an image of {height} x {width} pixels does not fit the canvas of "
+                f"canvas_side={side}. Set DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side to at "
+                "least the first transform's max_image_side (the plugin's launcher does).")
+        height = width = side
     canvas = torch.zeros(len(views), height, width, 3, dtype=torch.uint8)
     for slot, view in zip(canvas, views):
         slot[:view.shape[-2], :view.shape[-1]] = view.permute(1, 2, 0)

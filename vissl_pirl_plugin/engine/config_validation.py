@@ -20,9 +20,13 @@ from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
 from vissl_pirl_plugin.engine.pirl_task import TASK_NAME as PIRL_TASK
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
+from vissl_pirl_plugin.hooks.model_compile_hook import compile_settings
 from vissl_pirl_plugin.losses.memory_bank import BANK_INITS
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
-from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
+from vissl_pirl_plugin.data.transforms.pirl_pair_transform import (
+    DEFAULT_MAX_IMAGE_SIDE,
+    ImgPilToPirlPair,
+)
 from vissl_pirl_plugin.models.resnet_small_trunk import small_resnet_depth_and_width
 
 # output dimension of VISSL's ResNet trunk ("flatten" / res5) per unit of width
@@ -32,8 +36,10 @@ RESNET_BOTTLENECK_DIM = 2048
 def prepare_augmentation(cfg: AttrDict) -> None:
     """``TRAINER.TRAIN_STEP_NAME=pirl_device_augmentation_train_step``
     (``+config/pretrain/pirl/augmentation=on_device``) turns the first training transform's
-    ``on_device`` on, so that its loader workers hand the step the decoded images; the step and
-    the flag go together, and a lone flag is refused."""
+    ``on_device`` on, so that its loader workers hand the step the decoded images, and pads
+    every batch's canvas to the transform's ``max_image_side`` (``pirl_collator``'s
+    ``canvas_side``: one shape every step); the step and the flag go together, and a lone flag
+    is refused."""
     step, transforms = cfg.TRAINER.TRAIN_STEP_NAME, cfg.DATA.TRAIN.TRANSFORMS
     first = transforms[0] if len(transforms) > 0 else {"name": None}
     pair = issubclass(TRANSFORM_REGISTRY.get(first["name"], object), ImgPilToPirlPair)
@@ -45,6 +51,16 @@ def prepare_augmentation(cfg: AttrDict) -> None:
                 f"ImgPilToPirlJigsaw or ImgPilToPirlPair, not {[t['name'] for t in transforms]}. "
                 "Drop +config/pretrain/pirl/augmentation=on_device for other transforms.")
         first["on_device"] = True
+        side = first.get("max_image_side", DEFAULT_MAX_IMAGE_SIDE)
+        collate = cfg.DATA.TRAIN.COLLATE_FUNCTION_PARAMS
+        if collate.get("canvas_side") is None:
+            collate["canvas_side"] = side
+        elif side is not None and collate["canvas_side"] < side:
+            raise ValueError(
+                f"DATA.TRAIN.COLLATE_FUNCTION_PARAMS.canvas_side={collate['canvas_side']} is "
+                f"smaller than the first transform's max_image_side={side}: a larger image would "
+                "not fit the canvas. Leave canvas_side out (the launcher sets it to "
+                "max_image_side) or raise it.")
     elif pair and first.get("on_device", False):
         raise ValueError(
             f"DATA.TRAIN.TRANSFORMS[0].on_device=true hands the train step decoded images, which "
@@ -54,11 +70,12 @@ def prepare_augmentation(cfg: AttrDict) -> None:
 
 
 def validate_config(cfg: AttrDict) -> None:
-    """Validates the training transforms, the absence of apex and, with ``pirl_loss``, the PIRL
-    settings."""
+    """Validates the training transforms, the absence of apex, ``MODEL.COMPILE`` and, with
+    ``pirl_loss``, the PIRL settings."""
     validate_transforms(cfg.DATA.TRAIN.TRANSFORMS)
     validate_no_apex(cfg.MODEL)
     validate_task(cfg)
+    compile_settings(cfg.MODEL)
     validate_checkpoint_pruning(cfg.CHECKPOINT)
     if cfg.LOSS.name != "pirl_loss":
         return

@@ -10,8 +10,11 @@ the forward pass, the loss, the backward pass and the hooks on them, unchanged.
 It wraps the epoch's data iterator: ``standard_train_step`` reads ``next(task.data_iterator)``,
 and gets the batch ``pirl_collator`` would have made in the workers (``images``, the
 transformed key, ``label``, ``data_valid``, ``data_idx``). The random values of a step come
-from a generator on the device seeded from ``(SEED_VALUE, rank, iteration)``: a run resumed from
-a checkpoint draws what the uninterrupted run drew, and every rank draws its own.
+from ``(SEED_VALUE, rank, iteration)``: the augmentation's from a generator on the device seeded
+from it, and the rest of the step's (the loss's negatives) from torch's global generators,
+reseeded from it at the step's start (another stream). The loader workers draw nothing, so a run
+resumed from any checkpoint, at an epoch's end or in its middle, draws what the uninterrupted
+run drew, and every rank draws its own.
 """
 from typing import Any, Dict, Iterator
 
@@ -28,11 +31,13 @@ from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPa
 
 TRAIN_STEP_NAME = "pirl_device_augmentation_train_step"
 STREAM = 0xDE71CE  # keeps these seeds apart from PhaseSeedHook's
+GLOBAL_STREAM = 0x610BA1  # the global generators' seeds, apart from the augmentation's
 
 
-def step_seed(seed: int, rank: int, iteration: int) -> int:
-    """The seed of the augmentation of step ``iteration`` on ``rank``."""
-    return int(np.random.SeedSequence([seed, rank, iteration, STREAM]).generate_state(1)[0])
+def step_seed(seed: int, rank: int, iteration: int, stream: int = STREAM) -> int:
+    """The seed of the augmentation (``stream``: of the global generators) of step
+    ``iteration`` on ``rank``."""
+    return int(np.random.SeedSequence([seed, rank, iteration, stream]).generate_state(1)[0])
 
 
 def device_augmentation(config: Dict[str, Any]) -> DevicePirlAugmentation:
@@ -91,7 +96,9 @@ class DeviceAugmentedBatches:
         if device.type == "cuda":  # VISSL's async copy allocated them on its side stream
             canvas.record_stream(torch.cuda.current_stream(device))
             sizes.record_stream(torch.cuda.current_stream(device))
-        self.generator.manual_seed(step_seed(self.seed, self.rank, self.task.iteration))
+        iteration = self.task.iteration
+        self.generator.manual_seed(step_seed(self.seed, self.rank, iteration))
+        torch.manual_seed(step_seed(self.seed, self.rank, iteration, GLOBAL_STREAM))
         views = self.augmentation(canvas, sizes, self.generator)
         return {**{key: [view] for key, view in views.items()}, **batch}
 

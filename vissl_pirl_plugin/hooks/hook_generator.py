@@ -16,9 +16,11 @@ from vissl.hooks import (
 )
 
 from vissl_pirl_plugin.hooks.checkpoint_pruning_hook import CheckpointPruningHook
+from vissl_pirl_plugin.hooks.epoch_schedule_hook import EpochScheduleHook
 from vissl_pirl_plugin.hooks.guarded_checkpoint_hook import GuardedCheckpointHook
 from vissl_pirl_plugin.hooks.knn_monitor_hook import KnnMonitorHook
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
+from vissl_pirl_plugin.hooks.model_compile_hook import ModelCompileHook, compile_settings
 from vissl_pirl_plugin.hooks.non_finite_guard_hook import NonFiniteGuardHook
 from vissl_pirl_plugin.hooks.phase_seed_hook import PhaseSeedHook
 from vissl_pirl_plugin.hooks.unreadable_image_hook import UnreadableImageHook
@@ -38,7 +40,8 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
     ``GuardedCheckpointHook`` and VISSL's NaN hooks are left out: ``NonFiniteGuardHook``
     makes their checks on every rank together. With ``CHECKPOINT.KEEP_LAST_ITER_CHECKPOINTS``
     N > 0 (any loss), ``CheckpointPruningHook`` goes right after it, to delete what it
-    wrote before the newest N iteration checkpoints.
+    wrote before the newest N iteration checkpoints. ``EpochScheduleHook`` (any loss) goes
+    first, and before it ``ModelCompileHook`` with ``MODEL.COMPILE.USE_COMPILE``.
     """
     hooks = default_hook_generator(cfg)
     pirl = cfg.LOSS.name == "pirl_loss"
@@ -52,6 +55,10 @@ def pirl_hook_generator(cfg: AttrDict) -> List[ClassyHook]:
     if keep > 0:
         hooks.insert(position + 1, CheckpointPruningHook(
             keep, cfg.CHECKPOINT.CHECKPOINT_ITER_FREQUENCY))
+    hooks.insert(0, EpochScheduleHook())
+    compile_model = compile_settings(cfg.MODEL)
+    if compile_model["USE_COMPILE"]:
+        hooks.insert(0, ModelCompileHook(compile_model["MODE"]))
     if not pirl:
         return hooks
     bank = cfg.LOSS.pirl_loss.memory_bank

@@ -35,6 +35,7 @@ from vissl_pirl_plugin.data.transforms.per_image.resized_crop import RandomResiz
 from vissl_pirl_plugin.data.transforms.rotation_pretext import RotationPretext
 
 MAX_DEVICE_SIDE = 2048  # bounds the device path's canvas: 32 x 2048 x 2048 x 3 bytes
+DEFAULT_MAX_IMAGE_SIDE = 512
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # the pretexts with a batched version on the training device (batched/pirl_augmentation.py)
@@ -57,7 +58,8 @@ class ImgPilToPirlPair(ClassyTransform):
     def __init__(self, pretext: Optional[Dict[str, Any]] = None, image_crop_size: int = 224,
                  image_crop_scale: Sequence[float] = (0.08, 1.0),
                  mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
-                 on_device: bool = False, max_image_side: Optional[int] = 512,
+                 on_device: bool = False,
+                 max_image_side: Optional[int] = DEFAULT_MAX_IMAGE_SIDE,
                  **augmentation: Any) -> None:
         """``augmentation``: ``CropAugmentation``'s arguments for ``I`` (``color_jitter``,
         ``jitter_p``, ``photometric_p``, ``grayscale_p``, ``blur_p``, ``blur_sigma``,
