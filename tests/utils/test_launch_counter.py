@@ -1,8 +1,8 @@
 """``LaunchCounter``: kernels counted per operator, views and metadata left out, compiled regions
-counted by the kernels their inductor wrappers call (issue 26)."""
+counted by inductor's own count of the kernels it generated (issue 26)."""
 import torch
 
-from vissl_pirl_plugin.utils.launch_counter import LaunchCounter, wrapper_kernel_calls
+from vissl_pirl_plugin.utils.launch_counter import LaunchCounter
 
 
 def test_a_known_sequence_of_operators_gives_its_count_per_operator():
@@ -45,7 +45,9 @@ def test_nested_counters_each_count_their_own_block():
     assert (outer.total, inner.total) == (2, 1)
 
 
-def test_compiled_regions_count_the_kernels_inductor_calls_and_their_dispatched_fallbacks():
+def test_compiled_regions_count_inductors_kernels_and_their_dispatched_fallbacks():
+    from torch._inductor import metrics
+
     def pointwise_then_matmul(x, w):
         scaled = (x * 3 + 1).floor()
         return (scaled @ w).clamp(0, 255) + scaled.sum()
@@ -54,35 +56,12 @@ def test_compiled_regions_count_the_kernels_inductor_calls_and_their_dispatched_
     x, w = torch.rand(4, 8), torch.rand(8, 5)
     with LaunchCounter() as eager:
         pointwise_then_matmul(x, w)
-    compiled(x, w)  # compiles outside the counter
+    metrics.reset()
+    compiled(x, w)  # compiles (or loads from inductor's cache) outside the counter
+    generated = metrics.generated_kernel_count
     with LaunchCounter() as launches:
         result = compiled(x, w)
     assert torch.allclose(result, pointwise_then_matmul(x, w))
-    assert eager.total == 7 and launches.compiled >= 1
-    assert launches.by_op["aten.mm"] == 1  # inductor calls the matmul through the dispatcher
-    assert launches.total == launches.compiled + 1 < eager.total
-    assert all(name.startswith("inductor.cpp_fused_") for name in launches.by_op
-               if name != "aten.mm")
-
-
-def test_the_kernels_of_a_cuda_wrapper_are_read_from_its_calls():
-    source = '''
-triton_poi_fused_add_0 = async_compile.triton('triton_poi_fused_add_0', \'\'\'
-def triton_poi_fused_add_0(in_ptr0, out_ptr0): pass
-\'\'\', device_str='cuda')
-triton_red_fused_sum_1 = async_compile.triton('triton_red_fused_sum_1', \'\'\'...\'\'\')
-async_compile.wait(globals())
-del async_compile
-
-def call(args):
-    buf0 = empty_strided_cuda((4, ), (1, ), torch.float32)
-    triton_poi_fused_add_0.run(arg0_1, buf0, 4, stream=stream0)
-    triton_red_fused_sum_1.run(buf0, buf1, 1, 4, stream=stream0)
-    triton_poi_fused_add_0.run(buf1, buf2, 4, stream=stream0)
-    return (buf2, )
-
-def benchmark_compiled_module(args, times=10, repeat=10):
-    triton_red_fused_sum_1.run(buf0, buf1, 1, 4, stream=stream0)
-'''
-    assert wrapper_kernel_calls(source) == {"inductor.triton_poi_fused_add_0": 2,
-                                            "inductor.triton_red_fused_sum_1": 1}
+    assert eager.total == 7 and generated >= 1
+    assert launches.by_op == {"inductor": generated, "aten.mm": 1}  # the matmul: dispatched
+    assert launches.compiled == generated and launches.total < eager.total

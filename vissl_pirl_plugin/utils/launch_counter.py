@@ -20,16 +20,16 @@ a kernel, per operator:
 A compiled region (``torch.compile`` with inductor) runs compiled under the counter (the mode
 says ``ignore_compile_internals``): the operators its wrapper still calls through the
 dispatcher (``extern_kernels.bmm``, fallbacks such as ``sort``) are counted as above, and every
-call of an inductor-compiled graph adds the kernels its generated wrapper calls (``cpp_fused_*``
-on the CPU, ``triton_*.run`` on CUDA), read from the wrapper's source once per graph and
-tallied under ``inductor.<kernel>``. Inductor's wrapper is straight-line code (the default
-Python wrapper; not ``cpp_wrapper``), so each call site runs once per call. Not modelled: CUDA
-graphs (``mode="reduce-overhead"``), where the host launches one graph instead. The compile
-itself, at a region's first call, is not counted.
+call of an inductor-compiled graph adds inductor's own count of the kernels it generated for that
+graph (``metrics_deltas.generated_kernel_count``, kept with the graph, cache hits included),
+tallied as ``inductor``: inductor's wrapper is straight-line code that calls each of them once.
+On CUDA these are Triton kernels, each its own launch; on the CPU they are loop nests, which
+inductor groups into fewer C++ functions (so the CPU calls fewer): the count stands for the
+GPU's (Triton's fusion choices may differ a little from the CPU backend's).
+Not modelled: CUDA graphs (``mode="reduce-overhead"``), where the host launches one graph
+instead. The compile itself, at a region's first call, is not counted.
 """
-import re
 from collections import Counter
-from functools import lru_cache
 from typing import Callable, List, Optional
 
 import torch
@@ -43,9 +43,6 @@ NO_KERNEL = {
     "is_non_overlapping_and_dense", "is_same_size", "record_stream", "dim", "size", "stride",
     "numel", "storage_offset",
 }
-_KERNEL_DEFINITION = re.compile(r"^(\w+) = async_compile\.\w+\(", re.MULTILINE)
-_KERNEL_CALL = re.compile(r"\b(\w+)(?:\.run)?\(")
-
 _ACTIVE: List["LaunchCounter"] = []
 _ORIGINAL_CALL: Optional[Callable] = None
 
@@ -57,21 +54,10 @@ def launches_a_kernel(func: torch._ops.OpOverload) -> bool:
     return func.overloadpacket.__name__ not in NO_KERNEL
 
 
-@lru_cache(maxsize=None)
-def wrapper_kernel_calls(source_code: str) -> Counter:
-    """The generated kernels an inductor wrapper's ``call`` launches, by name, from its source."""
-    names = set(_KERNEL_DEFINITION.findall(source_code))
-    # the wrapper's code (``call``, and its partitions where there are any) follows the kernels'
-    # definitions and precedes the benchmark helpers
-    wrapper = source_code.rpartition("async_compile.wait(globals())")[2]
-    wrapper = wrapper.partition("def benchmark_compiled_module")[0]
-    return Counter(f"inductor.{name}" for name in _KERNEL_CALL.findall(wrapper) if name in names)
-
-
 class LaunchCounter(TorchDispatchMode):
     """``with LaunchCounter() as launches: ...`` counts the kernel launches of the block:
-    ``launches.total``, and ``launches.by_op`` (a ``Counter`` by operator name, compiled kernels
-    as ``inductor.<kernel>``). Counters nest: each counts the whole of its own block."""
+    ``launches.total``, and ``launches.by_op`` (a ``Counter`` by operator name, the kernels of
+    compiled regions as ``inductor``). Counters nest: each counts the whole of its own block."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -79,7 +65,7 @@ class LaunchCounter(TorchDispatchMode):
 
     @classmethod
     def ignore_compile_internals(cls) -> bool:
-        """Compiled regions run compiled; their kernels are counted from their wrappers."""
+        """Compiled regions run compiled; their kernels are counted by inductor's own count."""
         return True
 
     @property
@@ -89,7 +75,7 @@ class LaunchCounter(TorchDispatchMode):
     @property
     def compiled(self) -> int:
         """The launches of inductor-generated kernels among ``total``."""
-        return sum(count for name, count in self.by_op.items() if name.startswith("inductor."))
+        return self.by_op["inductor"]
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         if launches_a_kernel(func):
@@ -120,7 +106,7 @@ def _count_compiled_graphs(on: bool) -> None:
 
         def counted(graph, inputs):
             for counter in _ACTIVE:
-                counter.by_op.update(wrapper_kernel_calls(graph.source_code))
+                counter.by_op["inductor"] += graph.metrics_deltas.generated_kernel_count
             return original(graph, inputs)
         CompiledFxGraph.__call__ = counted
     else:
