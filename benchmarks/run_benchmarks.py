@@ -26,7 +26,10 @@ taking turns run by run:
    rest runs in the training process); the bytes per sample the workers hand over; and the
    time of ``DevicePirlAugmentation`` on a batch of 32 of them on this machine's CPU, all its
    threads (the device-side work the CPU path does in the workers).
-4. one full training step of the CPU demo config at ResNet-50 sizes with 0 data-loader
+4. the device augmentation's kernel launches per batch, compiled and eager, the compile's
+   seconds and its host time in trivial torch operators (``--parts device_augmentation_launches``,
+   ``device_augmentation_launches.py``).
+5. one full training step of the CPU demo config at ResNet-50 sizes with 0 data-loader
    workers (``STEP_OVERRIDES``: ResNet-50, batch 16, 128-px images and 9 patches of 64 px,
    64 negatives): augmenting and collating 16 of those photographs, forward, loss, backward, SGD step, bank update. The plugin's transform,
    collator, heads and loss against VISSL's (its chain at the same sizes).
@@ -72,6 +75,8 @@ from vissl_pirl_plugin.data.transforms.pirl_pair_transform import DEFAULT_MAX_IM
 from vissl_pirl_plugin.engine.config_validation import prepare_data
 from vissl_pirl_plugin.engine.launcher import compose_config
 from vissl_pirl_plugin.losses.pirl_loss import PIRLLoss
+
+import device_augmentation_launches  # noqa: E402 - benchmarks/ is the script's folder
 
 IMAGENET = 1281167
 DEMO_IMAGES = Path("data/demo/train")
@@ -431,7 +436,9 @@ PARTS = {"loss": ("loss_step_seconds", bench_loss),
          "data_loader": ("data_loader_images_per_second", bench_data_loader),
          "train_step": ("train_step_seconds", bench_train_step),
          "imagenet_size": ("imagenet_size_jpegs", bench_imagenet_size),
-         "launches": ("launches_per_step", bench_launches)}
+         "launches": ("launches_per_step", bench_launches),
+         "device_augmentation_launches": ("device_augmentation_launches",
+                                          device_augmentation_launches.bench)}
 
 
 def table(results: Dict[str, Dict]) -> List[tuple]:
@@ -519,6 +526,13 @@ def main() -> None:
     launches = results.get("launches_per_step")
     if launches:
         print("\n" + "\n".join(launch_table(launches)))
+    augmentation_launches = results.get("device_augmentation_launches")
+    if augmentation_launches:
+        print("Device augmentation, launches per batch (8 / 32): compiled "
+              f"{augmentation_launches['compiled']['launches_per_batch']}, eager "
+              f"{augmentation_launches['eager']['launches_per_batch']}; host time of a tiny "
+              "batch of 8 in trivial torch ops: "
+              f"{augmentation_launches['host_time_trivial_ops_tiny_batch_8']}")
     results["speedups"] = {label: ratio for label, _, _, ratio in rows}
     results["torch_threads"] = torch.get_num_threads()
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,8 @@
 """PIRL's pair made on the training device (``augmentation=on_device``): the loader-side
-transform's geometry, draws and distributions, for a whole batch at once."""
+transform's geometry, draws and distributions, for a whole batch at once; the same views as the
+implementation before issue 26, compiled or not, compiled in at most 100 launches per batch."""
+import hashlib
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +14,7 @@ from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePi
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPair
 from vissl_pirl_plugin.utils.host_reads import HostReadDetector
+from vissl_pirl_plugin.utils.launch_counter import LaunchCounter
 
 OFF = {"color_jitter": (0.0, 0.0, 0.0, 0.0), "photometric_p": 0.0, "grayscale_p": 0.0,
        "flip_p": 0.0, "patch_flip_p": 0.0}
@@ -31,10 +35,11 @@ def batch_of(transform, images):
     return pirl_collator(samples)
 
 
-def device_views(transform, images, seed: int = 0):
+def device_views(transform, images, seed: int = 0, augmentation=None):
     batch = batch_of(transform, images)
-    return DevicePirlAugmentation(transform)(batch["pixels"][0], batch["pixel_sizes"][0],
-                                             torch.Generator().manual_seed(seed))
+    augmentation = augmentation or DevicePirlAugmentation(transform)
+    return augmentation(batch["pixels"][0], batch["pixel_sizes"][0],
+                        torch.Generator().manual_seed(seed))
 
 
 def test_the_views_have_the_collators_keys_shapes_and_memory_format():
@@ -212,3 +217,53 @@ def test_building_the_augmentation_leaves_the_global_rng_alone(pretext):
                  ImgPilToPirlPair(pretext=pretext, on_device=True))
     DevicePirlAugmentation(transform)
     assert torch.equal(torch.get_rng_state(), before)
+
+
+SMALL = {"image_crop_size": 32, "jigsaw_crop_size": 48, "patch_size": 12}
+FROZEN_CASES = {
+    "jigsaw": lambda: ImgPilToPirlJigsaw(on_device=True, **SMALL, **IDENTITY),
+    "jigsaw-all-ops": lambda: ImgPilToPirlJigsaw(on_device=True, photometric_p=1.0, grayscale_p=0.5,
+                                                 num_permutations=10, **SMALL, **IDENTITY),
+    "rotation-blur": lambda: ImgPilToPirlPair(pretext={"name": "rotation", "crop_size": 32},
+                                              on_device=True, image_crop_size=32, blur_p=0.5,
+                                              **IDENTITY),
+}
+# SHA-256 (first 16 hex digits) of the uint8 views of ``photographs(8, seed=7)`` with generator
+# seed 11, as the implementation before issue 26 made them (commit 620fe66, one op at a time)
+FROZEN_DIGESTS = {
+    "jigsaw": {"images": "69d2c97c14e2fcc3", "patches": "e3d54d57931b12d2"},
+    "jigsaw-all-ops": {"images": "508a390e0b9b432f", "patches": "dfc5b732a2dd4a60"},
+    "rotation-blur": {"images": "7a90320ef2684158", "patches": "c5778139e07caacb"},
+}
+
+
+@pytest.mark.parametrize("case", sorted(FROZEN_CASES))
+def test_the_views_are_bit_for_bit_those_of_the_implementation_before_issue_26(case):
+    """Same generator state, same views: the draws keep their calls and order, the packed and
+    fused ops PIL's arithmetic."""
+    views = device_views(FROZEN_CASES[case](), photographs(8, seed=7), seed=11)
+    assert all(torch.equal(view, view.round()) for view in views.values())  # pixel values
+    digests = {key: hashlib.sha256(view.round().to(torch.uint8).contiguous().numpy().tobytes())
+               .hexdigest()[:16] for key, view in views.items()}
+    assert digests == FROZEN_DIGESTS[case]
+
+
+@pytest.mark.slow
+def test_compiled_the_paper_configs_views_are_the_eager_ones_in_at_most_100_launches():
+    """The paper's config (I at 224, the jigsaw crop at 255, 64-px patches, the authors' recipe),
+    as CUDA runs it: compiled (inductor's kernels counted by inductor), a batch of 8 in at most
+    100 launches (974 before issue 26), its views equal to the eager ones bit for bit, on
+    canvases of two sizes (one compiled graph)."""
+    transform = ImgPilToPirlJigsaw(on_device=True)
+    compiled = DevicePirlAugmentation(transform, compile=True)
+    eager = DevicePirlAugmentation(transform, compile=False)
+    for seed, images in enumerate([photographs(8), photographs(8, seed=1)[::-1]]):
+        batch = batch_of(transform, images)
+        canvas, sizes = batch["pixels"][0], batch["pixel_sizes"][0]
+        expected = eager(canvas, sizes, torch.Generator().manual_seed(seed))
+        compiled(canvas, sizes, torch.Generator().manual_seed(seed))  # compiles at the first
+        with LaunchCounter() as launches:
+            views = compiled(canvas, sizes, torch.Generator().manual_seed(seed))
+        assert launches.total <= 100, launches.by_op
+        assert launches.compiled > 0
+        assert all(torch.equal(views[key], expected[key]) for key in expected)

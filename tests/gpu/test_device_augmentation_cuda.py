@@ -1,5 +1,6 @@
 """``augmentation=on_device`` on CUDA (``pytest -m gpu``; skipped without CUDA): the batched ops
-give the CPU tensors' results, and a batch is augmented without a host sync."""
+give the CPU tensors' results, a batch is augmented without a host sync, and compiled (as it
+runs on CUDA) in at most 100 launches, equal to the eager views bit for bit."""
 import pytest
 import torch
 from PIL import Image
@@ -9,6 +10,7 @@ from vissl_pirl_plugin.data.transforms.batched import photometric as ops
 from vissl_pirl_plugin.data.transforms.batched.resized_crop import resize_regions
 from vissl_pirl_plugin.data.transforms.batched.pirl_augmentation import DevicePirlAugmentation
 from vissl_pirl_plugin.data.transforms.pirl_jigsaw_transform import ImgPilToPirlJigsaw
+from vissl_pirl_plugin.utils.launch_counter import LaunchCounter
 
 pytestmark = pytest.mark.gpu
 CUDA = torch.device("cuda")
@@ -51,3 +53,22 @@ def test_a_batch_is_augmented_without_a_host_sync():
     finally:
         torch.cuda.set_sync_debug_mode("default")
     assert views["images"].shape == (4, 3, 224, 224) and views["patches"].shape == (36, 3, 64, 64)
+
+
+def test_compiled_the_views_are_the_eager_ones_in_at_most_100_launches():
+    """The paper's config at batch 32: Triton's kernels (inductor's count) and the eager draws,
+    sorts and matrix products; the views those of the same step run eagerly on CUDA."""
+    transform = ImgPilToPirlJigsaw(on_device=True)
+    images = [Image.new("RGB", (500 - 9 * i, 375 + 4 * i), (7 * i, 90, 200 - 5 * i))
+              for i in range(32)]
+    batch = pirl_collator([{"data": [transform(image)], "label": [i], "data_valid": [1],
+                            "data_idx": [i]} for i, image in enumerate(images)])
+    canvas, sizes = batch["pixels"][0].to(CUDA), batch["pixel_sizes"][0].to(CUDA)
+    compiled = DevicePirlAugmentation(transform)  # compiled on CUDA
+    eager = DevicePirlAugmentation(transform, compile=False)
+    expected = eager(canvas, sizes, torch.Generator(device=CUDA).manual_seed(3))
+    compiled(canvas, sizes, torch.Generator(device=CUDA).manual_seed(3))  # compiles
+    with LaunchCounter() as launches:
+        views = compiled(canvas, sizes, torch.Generator(device=CUDA).manual_seed(3))
+    assert launches.total <= 100, launches.by_op
+    assert all(torch.equal(views[key], expected[key]) for key in expected)

@@ -3,9 +3,10 @@
 Paper Appendix A: the colour jitter includes "hue", which the authors' config computes in PIL's
 8-bit ``HSV`` mode (torchvision's ``adjust_hue`` on PIL images). ``per_image/hsv.py`` reproduces both
 conversions on every one of the 2**24 colours with PIL-made lookup tables and OpenCV; this module
-runs the same tables and the same per-pixel logic as torch operations on uint8 ``(N, 3, H, W)``
-batches, on any device (``+config/pretrain/pirl/augmentation=on_device``). The tables move to a
-device once (``_device_tables``; a copy every step would wait for the device).
+runs the same tables and the same per-pixel logic as torch operations on a batch's channels, on
+any device (``+config/pretrain/pirl/augmentation=on_device``). The tables move to a
+device once (``device_tables``; a copy every step would wait for the device) and are passed in,
+so that ``torch.compile`` can trace the conversions.
 """
 from functools import lru_cache
 from typing import Tuple
@@ -21,10 +22,11 @@ from vissl_pirl_plugin.data.transforms.common.hsv_tables import (
 )
 
 Tables = Tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]
+Channels = Tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 @lru_cache(maxsize=None)
-def _device_tables(device: torch.device) -> Tables:
+def device_tables(device: torch.device) -> Tables:
     """``common/hsv_tables``'s four tables and the sector table as tensors on ``device``."""
     hue, saturation = forward_tables()
     factor, low = backward_tables()
@@ -36,10 +38,12 @@ def _in_range(values: torch.Tensor, first: int, last: int) -> torch.Tensor:
     return (values >= first) & (values <= last)
 
 
-def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
-    """PIL's ``convert("HSV")`` of uint8 ``(N, 3, H, W)`` pixels; uint8 ``(N, 3, H, W)`` H, S, V."""
-    hue_table, saturation_table, *_ = _device_tables(rgb.device)
-    red, green, blue = rgb.to(torch.int64).unbind(1)
+def rgb_to_hsv(red: torch.Tensor, green: torch.Tensor, blue: torch.Tensor,
+               tables: Tables) -> Channels:
+    """PIL's ``convert("HSV")`` of integer R, G, B channels (values 0-255, any shape): H, S
+    (uint8) and V (int64), each of that shape."""
+    hue_table, saturation_table, *_ = tables
+    red, green, blue = (channel.to(torch.int64) for channel in (red, green, blue))
     top = torch.maximum(torch.maximum(red, green), blue)
     low = torch.minimum(torch.minimum(red, green), blue)
     spread = top - low
@@ -47,14 +51,15 @@ def rgb_to_hsv(rgb: torch.Tensor) -> torch.Tensor:
     code = (red >= green) * 4 + (green >= blue) * 2 + (red >= blue) * 1
     hue = hue_table[(code << 16) | (spread << 8) | (mid - low)]
     saturation = saturation_table[(top << 8) | spread]
-    return torch.stack([hue, saturation, top.to(torch.uint8)], dim=1)
+    return hue, saturation, top
 
 
-def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
-    """PIL's ``convert("RGB")`` of uint8 ``(N, 3, H, W)`` HSV pixels (``per_image/hsv.hsv_to_rgb``'s
-    channel formula: ``max(p, min(min(v, max(q_or_t, A)), B))``)."""
-    _, _, factor_table, low_table, sector_table = _device_tables(hsv.device)
-    hue, saturation, value = hsv.to(torch.int64).unbind(1)
+def hsv_to_rgb(hue: torch.Tensor, saturation: torch.Tensor, value: torch.Tensor,
+               tables: Tables) -> Channels:
+    """PIL's ``convert("RGB")`` of integer H, S, V channels (values 0-255): int64 R, G, B
+    (``per_image/hsv.hsv_to_rgb``'s channel formula: ``max(p, min(min(v, max(q_or_t, A)), B))``)."""
+    _, _, factor_table, low_table, sector_table = tables
+    hue, saturation, value = (channel.to(torch.int64) for channel in (hue, saturation, value))
     varying = (factor_table[(saturation << 8) | hue] * value + 0.5).to(torch.int64)
     low = low_table[(saturation << 8) | value].to(torch.int64)
     sectors = sector_table[hue]
@@ -63,4 +68,4 @@ def hsv_to_rgb(hsv: torch.Tensor) -> torch.Tensor:
         high = torch.minimum(value, torch.where(_in_range(sectors, first, last), 255, varying))
         not_low = _in_range(sectors, low_first, low_last) != invert
         channels.append(torch.maximum(low, torch.where(not_low, high, 0)))
-    return torch.stack(channels, dim=1).to(torch.uint8)
+    return tuple(channels)

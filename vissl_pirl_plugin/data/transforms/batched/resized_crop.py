@@ -7,7 +7,8 @@ of different sizes, zero-padded into one uint8 ``(N, 3, H, W)`` canvas with thei
 
 * ``random_regions``: torchvision's ``RandomResizedCrop`` draw (area uniform in ``scale`` of the
   image, log-uniform aspect ratio in ``ratio``, the first of 10 tries that fits, else the central
-  crop of the closest aspect ratio), all tries of all images drawn at once.
+  crop of the closest aspect ratio), all tries of all images drawn at once (``region_draws``),
+  then computed from those values (``regions_of``, a pure function).
 * ``resize_regions``: PIL's ``BILINEAR`` resize of each region (``crop(box).resize``, what
   VISSL's transforms do to PIL images), written as two matrices per image: PIL's own resampling
   coefficients (``Resample.c``: a triangle filter widened by the scale factor when shrinking, so
@@ -20,7 +21,7 @@ Neither reads a value back to the host: the regions stay tensors on the device.
 """
 import contextlib
 import math
-from typing import Iterator, Sequence
+from typing import Iterator, List, Sequence, Tuple
 
 import torch
 
@@ -31,9 +32,19 @@ def random_regions(sizes: torch.Tensor, scale: Sequence[float], ratio: Sequence[
                    generator: torch.Generator) -> torch.Tensor:
     """``(N, 4)`` int64 ``(top, left, height, width)`` regions of images of ``sizes`` ``(N, 2)``
     ``(height, width)``: torchvision's ``RandomResizedCrop.get_params`` for each image."""
+    return regions_of(sizes, region_draws(len(sizes), generator, sizes.device), scale, ratio)
+
+
+def region_draws(count: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The random values of ``count`` regions: ``(N, TRIES, 4)`` float64, per try the area, the
+    aspect ratio, the top and the left."""
+    return torch.rand(count, TRIES, 4, generator=generator, dtype=torch.float64, device=device)
+
+
+def regions_of(sizes: torch.Tensor, draws: torch.Tensor, scale: Sequence[float],
+               ratio: Sequence[float]) -> torch.Tensor:
+    """``random_regions`` with its values ``draws`` (``region_draws``) given: a pure function."""
     height, width = sizes.to(torch.float64).unbind(1)
-    draws = torch.rand(len(sizes), TRIES, 4, generator=generator, dtype=torch.float64,
-                       device=sizes.device)
     area_draw, ratio_draw, top_draw, left_draw = draws.unbind(2)
     log_low, log_high = math.log(ratio[0]), math.log(ratio[1])
     target_area = (height * width)[:, None] * (scale[0] + (scale[1] - scale[0]) * area_draw)
@@ -63,21 +74,27 @@ def random_regions(sizes: torch.Tensor, scale: Sequence[float], ratio: Sequence[
 
 
 def resampling_weights(starts: torch.Tensor, lengths: torch.Tensor, in_size: int,
-                       out_size: int) -> torch.Tensor:
-    """``(N, out_size, in_size)`` float32 matrices of PIL's bilinear coefficients resizing the
-    ``lengths`` pixels from ``starts`` of each image along one axis to ``out_size`` pixels."""
-    lengths = lengths.to(torch.float64).reshape(-1, 1, 1)
-    scale = lengths / out_size
+                       out_sizes: Sequence[int]) -> torch.Tensor:
+    """``(S, N, max(out_sizes), in_size)`` float32 matrices of PIL's bilinear coefficients: for
+    each set ``s`` of ``S``, resizing the ``lengths`` ``(S, N)`` pixels from ``starts`` of each
+    image along one axis to ``out_sizes[s]`` pixels (the rows past that: unused). All sets in
+    one computation: a few kernels however many sets there are."""
+    lengths = lengths.to(torch.float64)[:, :, None, None]
+    sets = torch.arange(len(out_sizes), device=starts.device)
+    # each set's output size, made on the device from the set's index (no copy from the host)
+    out_size = sum((sets == index) * size for index, size in enumerate(out_sizes))
+    scale = lengths / out_size.reshape(-1, 1, 1, 1)
     support = torch.clamp(scale, min=1.0)  # the triangle's half-width, widened when shrinking
-    out_index = torch.arange(out_size, dtype=torch.float64, device=starts.device).reshape(1, -1, 1)
+    out_index = torch.arange(max(out_sizes), dtype=torch.float64,
+                             device=starts.device).reshape(1, 1, -1, 1)
     center = (out_index + 0.5) * scale  # in the region's coordinates
     first = torch.clamp(torch.floor(center - support + 0.5), min=0.0)
     end = torch.minimum(torch.floor(center + support + 0.5), lengths)
-    position = (torch.arange(in_size, dtype=torch.float64, device=starts.device).reshape(1, 1, -1)
-                - starts.to(torch.float64).reshape(-1, 1, 1))
+    position = (torch.arange(in_size, dtype=torch.float64, device=starts.device)
+                - starts.to(torch.float64)[:, :, None, None])
     weights = torch.clamp(1.0 - torch.abs((position - center + 0.5) / support), min=0.0)
     weights = torch.where((position >= first) & (position < end), weights, 0.0)
-    return (weights / weights.sum(dim=2, keepdim=True)).to(torch.float32)
+    return (weights / weights.sum(dim=3, keepdim=True)).to(torch.float32)
 
 
 @contextlib.contextmanager
@@ -96,11 +113,29 @@ def full_precision(device: torch.device) -> Iterator[None]:
 def resize_regions(canvas: torch.Tensor, regions: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 ``(N, 3, size, size)``: the ``regions`` ``(N, 4)`` of the uint8 ``(N, 3, H, W)``
     canvas, each resized by PIL's bilinear resize."""
-    top, left, height, width = regions.unbind(1)
-    rows = resampling_weights(top, height, canvas.shape[-2], size)
-    columns = resampling_weights(left, width, canvas.shape[-1], size)
     with full_precision(canvas.device):
-        horizontal = torch.einsum("nchw,nsw->nchs", canvas.to(torch.float32), columns)
-        horizontal = torch.floor(horizontal + 0.5).clamp_(0, 255)  # PIL's uint8 intermediate image
-        resized = torch.einsum("nrh,nchs->ncrs", rows, horizontal)
-    return torch.floor(resized + 0.5).clamp_(0, 255).to(torch.uint8)
+        return resized_in_full_precision(canvas, [(regions, size)])[0]
+
+
+def resized_in_full_precision(canvas: torch.Tensor,
+                              views: Sequence[Tuple[torch.Tensor, int]]) -> List[torch.Tensor]:
+    """``resize_regions`` of several ``(regions, size)`` of the same canvas, their matrices made
+    together, inside the caller's ``full_precision`` (which ``torch.compile`` cannot trace: a
+    compiled caller enters it outside its compiled region)."""
+    height, width = canvas.shape[-2:]
+    top, left, region_height, region_width = (torch.stack(side) for side in zip(
+        *(regions.unbind(1) for regions, _ in views)))
+    sizes = [size for _, size in views]
+    # rows then columns of every view, as one set of matrices over the canvas's longer side
+    weights = resampling_weights(torch.cat([top, left]), torch.cat([region_height, region_width]),
+                                 max(height, width), sizes + sizes)
+    pixels = canvas.to(torch.float32)
+    resized = []
+    for index, size in enumerate(sizes):
+        rows = weights[index, :, :size, :height]
+        columns = weights[len(views) + index, :, :size, :width]
+        horizontal = torch.einsum("nchw,nsw->nchs", pixels, columns)
+        horizontal = torch.floor(horizontal + 0.5).clamp_(0, 255)  # PIL's uint8 intermediate
+        vertical = torch.einsum("nrh,nchs->ncrs", rows, horizontal)
+        resized.append(torch.floor(vertical + 0.5).clamp_(0, 255).to(torch.uint8))
+    return resized
