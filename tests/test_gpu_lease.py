@@ -103,3 +103,17 @@ def test_wheels_are_installed_offline_or_the_failure_is_reported(tmp_path, wheel
         (tmp_path / wheel).write_text("not a zip")
     result = gpu_lease.install_wheels(tmp_path, tmp_path / "site")
     assert result["status"] == ("failed" if wheels else "skipped")
+
+
+def test_stages_chosen_run_in_the_order_given(tmp_path, monkeypatch):
+    """``--stages`` runs the named stages only, in the order given (what a short lease needs
+    first), and names the stages there are when asked for one there is not."""
+    monkeypatch.setattr(gpu_lease, "stages", lambda device: [
+        python_stage(name, WRITES_RESULT.format(name=name)) for name in ("a", "b", "c")])
+    code = gpu_lease.main([str(tmp_path / "out"), "--device", "cpu", "--wheels",
+                           str(tmp_path / "no_wheels"), "--stages", "c", "a"])
+    assert code == 0
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert [name for name in results if name in ("a", "b", "c")] == ["c", "a"]
+    with pytest.raises(SystemExit):
+        gpu_lease.main([str(tmp_path / "out2"), "--stages", "a", "nope"])
