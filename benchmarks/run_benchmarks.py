@@ -408,9 +408,10 @@ def bench_train_step(repeats: int, batch: int = 16) -> Dict[str, float]:
                                image_size=128) for name in ("vissl", "ours")}, repeats)
 
 
-LAUNCH_CONFIGURATIONS = {"loader_eager": (), "on_device_eager": ("ON_DEVICE",),
+LAUNCH_CONFIGURATIONS = {"loader_eager": (),
+                         "on_device_eager": ("ON_DEVICE", "AUGMENTATION_COMPILED"),
                          "loader_compiled": ("COMPILE",),
-                         "on_device_compiled": ("ON_DEVICE", "COMPILE")}
+                         "on_device_compiled": ("ON_DEVICE", "AUGMENTATION_COMPILED", "COMPILE")}
 
 
 def bench_launches(repeats: int) -> Dict[str, dict]:

@@ -63,6 +63,8 @@ PROFILER_MARKERS = "profiler."  # VISSL's record_function scopes: no kernel
 COMPILED_KERNELS = "inductor"  # LaunchCounter's tally of the kernels of compiled graphs
 ON_DEVICE = "+config/pretrain/pirl/augmentation=on_device"
 COMPILE = "config.MODEL.COMPILE.USE_COMPILE=true"
+# the device augmentation compiled on the CPU too, as it runs on CUDA (it is eager on the CPU)
+AUGMENTATION_COMPILED = "config.DATA.TRAIN.DEVICE_AUGMENTATION.COMPILE=true"
 BATCH = 2
 
 

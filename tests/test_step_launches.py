@@ -13,8 +13,10 @@ import step_launches  # noqa: E402
 pytestmark = pytest.mark.slow
 
 # augmentation=on_device, sgd_multi_tensor, eager, measured on the CPU with torch 2.15: a part
-# over its ceiling launches more than it did; lower a ceiling when a change cuts its launches
-CEILINGS = {"augmentation": 974, "trunk_forward": 452, "heads": 3, "loss": 86, "backward": 585,
+# over its ceiling launches more than it did; lower a ceiling when a change cuts its launches.
+# The augmentation runs eager here (on the CPU; compiling it would take a minute of CI): its
+# compiled count, what CUDA runs, has its own ceiling of 100 (tests/data/test_device_pirl_augmentation.py)
+CEILINGS = {"augmentation": 1735, "trunk_forward": 452, "heads": 3, "loss": 86, "backward": 585,
             "optimizer": 14, "hooks": 72, "vissl_step": 3}
 
 

@@ -19,6 +19,7 @@ from vissl_pirl_plugin.engine.config_validation import (
     validate_config,
 )
 from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
+from vissl_pirl_plugin.engine.device_augmentation_train_step import device_augmentation
 from vissl_pirl_plugin.hooks.guarded_checkpoint_hook import GuardedCheckpointHook
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 from vissl_pirl_plugin.hooks.memory_bank_hook import MemoryBankUpdateHook
@@ -240,6 +241,21 @@ def test_on_device_pads_the_canvas_to_max_image_side():
 def test_the_device_step_and_the_flag_go_together(overrides, match):
     with pytest.raises(ValueError, match=match):
         prepare_augmentation(compose(PAPER, *overrides))
+
+
+@pytest.mark.parametrize("value, compiled", [("auto", None), ("true", True), ("false", False)])
+def test_the_device_augmentation_compiles_as_its_key_says(value, compiled):
+    cfg = compose(PAPER, "+config/pretrain/pirl/augmentation=on_device",
+                  f"config.DATA.TRAIN.DEVICE_AUGMENTATION.COMPILE={value}")
+    prepare_augmentation(cfg)
+    assert device_augmentation(cfg).compile is compiled
+
+
+def test_a_bad_device_augmentation_compile_value_is_refused():
+    cfg = compose(PAPER, "+config/pretrain/pirl/augmentation=on_device",
+                  "config.DATA.TRAIN.DEVICE_AUGMENTATION.COMPILE=always")
+    with pytest.raises(ValueError, match="DEVICE_AUGMENTATION.COMPILE='always': use auto"):
+        prepare_augmentation(cfg)
 
 
 def test_a_pretext_without_a_batched_version_is_refused_before_launch():

@@ -18,6 +18,7 @@ from vissl_pirl_plugin.data.global_shuffle_sampler import GLOBAL_SHUFFLE, RANK_S
 from vissl_pirl_plugin.data.image_folder import folder_image_count
 from vissl_pirl_plugin.engine.checkpoint_loading import load_checkpoint_safely
 from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
+from vissl_pirl_plugin.engine.device_augmentation_train_step import augmentation_compile
 from vissl_pirl_plugin.engine.pirl_task import TASK_NAME as PIRL_TASK
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
 from vissl_pirl_plugin.hooks.model_compile_hook import compile_settings
@@ -51,6 +52,7 @@ def prepare_augmentation(cfg: AttrDict) -> None:
                 f"ImgPilToPirlJigsaw or ImgPilToPirlPair, not {[t['name'] for t in transforms]}. "
                 "Drop +config/pretrain/pirl/augmentation=on_device for other transforms.")
         first["on_device"] = True
+        augmentation_compile(cfg.DATA.TRAIN)
         side = first.get("max_image_side", DEFAULT_MAX_IMAGE_SIDE)
         collate = cfg.DATA.TRAIN.COLLATE_FUNCTION_PARAMS
         if collate.get("canvas_side") is None:

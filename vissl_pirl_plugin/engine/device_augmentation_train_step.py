@@ -16,7 +16,7 @@ reseeded from it at the step's start (another stream). The loader workers draw n
 resumed from any checkpoint, at an epoch's end or in its middle, draws what the uninterrupted
 run drew, and every rank draws its own.
 """
-from typing import Any, Dict, Iterator
+from typing import Any, Dict, Iterator, Optional
 
 import numpy as np
 import torch
@@ -32,6 +32,10 @@ from vissl_pirl_plugin.data.transforms.pirl_pair_transform import ImgPilToPirlPa
 TRAIN_STEP_NAME = "pirl_device_augmentation_train_step"
 STREAM = 0xDE71CE  # keeps these seeds apart from PhaseSeedHook's
 GLOBAL_STREAM = 0x610BA1  # the global generators' seeds, apart from the augmentation's
+
+
+AUTO = "auto"
+COMPILE_CHOICES = {AUTO: None, True: True, False: False}
 
 
 def step_seed(seed: int, rank: int, iteration: int, stream: int = STREAM) -> int:
@@ -59,7 +63,18 @@ def device_augmentation(config: Dict[str, Any]) -> DevicePirlAugmentation:
     keys = train.get("COLLATE_FUNCTION_PARAMS", {})
     return DevicePirlAugmentation(transform_class.from_config(params),
                                   image_key=keys.get("image_key", "images"),
-                                  transformed_key=keys.get("transformed_key", "patches"))
+                                  transformed_key=keys.get("transformed_key", "patches"),
+                                  compile=augmentation_compile(train))
+
+
+def augmentation_compile(train: Dict[str, Any]) -> Optional[bool]:
+    """``DATA.TRAIN.DEVICE_AUGMENTATION.COMPILE``: ``auto`` (None: compiled on CUDA devices
+    only), ``true`` or ``false``."""
+    value = train.get("DEVICE_AUGMENTATION", {}).get("COMPILE", AUTO)
+    if value not in COMPILE_CHOICES:
+        raise ValueError(f"DATA.TRAIN.DEVICE_AUGMENTATION.COMPILE={value!r}: use auto (compiled on "
+                         "CUDA devices), true (on any device) or false (eager).")
+    return COMPILE_CHOICES[value]
 
 
 class DeviceAugmentedBatches:
