@@ -1,6 +1,7 @@
 """Configs resolve to the plugin's files from any directory; every launch path gets the hook."""
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 from hydra._internal.config_search_path_impl import ConfigSearchPathImpl
@@ -15,6 +16,7 @@ from vissl.utils import distributed_launcher
 from vissl_pirl_plugin.engine import launcher
 from vissl_pirl_plugin.engine.config_validation import (
     prepare_augmentation,
+    prepare_batch_norm,
     prepare_data,
     validate_config,
 )
@@ -131,6 +133,34 @@ def test_cpu_sync_bn_needs_the_plugins_task():
                             "config.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true"))
 
 
+def test_batch_norm_is_synced_in_groups_that_cover_bn_min_samples():
+    ranks = ["config.DISTRIBUTED.NUM_NODES=1", "config.DISTRIBUTED.NUM_PROC_PER_NODE=4"]
+    paper = compose(PAPER, *ranks)
+    prepare_batch_norm(paper)  # 32 per rank: per-rank batch norm, as the paper
+    assert not paper.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN
+    small = compose(PAPER, *ranks, "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=8",
+                    "config.MACHINE.DEVICE=cpu")
+    prepare_batch_norm(small)
+    assert small.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN
+    assert small.MODEL.SYNC_BN_CONFIG.GROUP_SIZE == 4
+    validate_config(small)
+    off = compose(PAPER, *ranks, "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=8",
+                  "config.MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES=0")
+    prepare_batch_norm(off)
+    assert not off.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN
+    own = compose(PAPER, *ranks, "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=8",
+                  "config.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true")
+    prepare_batch_norm(own)
+    assert own.MODEL.SYNC_BN_CONFIG.GROUP_SIZE == -1  # a config that converts keeps its groups
+    vissl_task = compose(PAPER, *ranks, "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=8",
+                         "config.MACHINE.DEVICE=cpu", "config.TRAINER.TASK_NAME=self_supervision_task")
+    with pytest.raises(ValueError, match="BN_MIN_SAMPLES=32 with 8 images per rank synchronises "
+                                         "batch norm in groups of 4 ranks.*BN_MIN_SAMPLES=0"):
+        prepare_batch_norm(vissl_task)
+    with pytest.raises(ValueError, match="BN_MIN_SAMPLES=-1 must be a whole number"):
+        prepare_batch_norm(compose(PAPER, "config.MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES=-1"))
+
+
 def test_a_folder_needs_only_data_paths(image_folder):
     cfg = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
                   "config.LOSS.pirl_loss.num_negatives=2")
@@ -150,6 +180,29 @@ def test_num_negatives_not_below_dataset_size_is_reported(image_folder):
     with pytest.raises(ValueError, match=r"num_negatives=32000 must be smaller than the training "
                                          r"dataset, which has 4 images"):
         prepare_data(cfg)
+
+
+def test_nce_on_fewer_steps_per_epoch_than_it_learns_from_is_warned(image_folder, tmp_path,
+                                                                     caplog):
+    small = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                    "config.LOSS.pirl_loss.num_negatives=2")
+    prepare_data(small)
+    assert ("loss_type=nce on 4 images at a global batch of 1024: 0 steps per epoch"
+            in caplog.text)
+    assert "config.LOSS.pirl_loss.loss_type=infonce" in caplog.text
+    caplog.clear()
+    prepare_data(compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                         "config.LOSS.pirl_loss.num_negatives=2",
+                         "config.LOSS.pirl_loss.loss_type=infonce"))
+    assert "loss_type=nce" not in caplog.text
+    filelist = tmp_path / "images.npy"
+    np.save(filelist, np.array([str(image_folder / f"{i}.jpg") for i in range(4 * 976)]))
+    prepare_data(compose(PAPER, "config.DATA.TRAIN.DATA_SOURCES=[disk_filelist]",
+                         f"config.DATA.TRAIN.DATA_PATHS=[{filelist}]",
+                         "config.LOSS.pirl_loss.num_negatives=2",
+                         "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=1",
+                         "config.DISTRIBUTED.NUM_NODES=1", "config.DISTRIBUTED.NUM_PROC_PER_NODE=4"))
+    assert "loss_type=nce" not in caplog.text  # 976 steps per epoch, as YFCC-1M at 1024
 
 
 def test_resuming_a_bank_sized_for_another_dataset_is_reported(image_folder, tmp_path):

@@ -7,7 +7,7 @@ the same permutation on every rank. A folder read in class order then puts the s
 on each rank in every epoch, and with per-rank batch norm (the paper config, as VISSL's PIRL
 YAML) every rank normalises its batches with the statistics of its own classes, and every bank
 row of an image is written with the statistics of the same rank: a shortcut of the kind MoCo's
-shuffled batch norm removes (docs/training.md, "How the data is split across ranks").
+shuffled batch norm removes (docs/training.md, "Several ranks: the data split and batch norm").
 
 Here the permutation, seeded by ``(seed, epoch)`` as VISSL's, is of the whole dataset and rank
 ``r`` takes its ``r``-th contiguous share, so every image visits every rank over the epochs and

@@ -4,6 +4,7 @@ Each failure is one ``ValueError`` naming the offending key, its value and the
 fix. Checks that need the dataset (its size against ``num_negatives``, indices
 against the bank) run when the loss is built and on each step.
 """
+import logging
 import os
 from typing import List, Optional
 
@@ -23,6 +24,7 @@ from vissl_pirl_plugin.engine.pirl_task import TASK_NAME as PIRL_TASK
 from vissl_pirl_plugin.hooks.hook_generator import KEEP_ITER_CHECKPOINTS
 from vissl_pirl_plugin.hooks.model_compile_hook import compile_settings
 from vissl_pirl_plugin.losses.memory_bank import BANK_INITS
+from vissl_pirl_plugin.models.batch_norm_groups import sync_group_size
 from vissl_pirl_plugin.losses.pirl_loss import check_loss_params
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import (
     DEFAULT_MAX_IMAGE_SIDE,
@@ -69,6 +71,39 @@ def prepare_augmentation(cfg: AttrDict) -> None:
             f"TRAINER.TRAIN_STEP_NAME={step} cannot train on. Use "
             "+config/pretrain/pirl/augmentation=on_device (it sets "
             f"TRAINER.TRAIN_STEP_NAME={DEVICE_STEP}), or on_device: false.")
+
+
+def prepare_batch_norm(cfg: AttrDict) -> None:
+    """``MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES`` (32 in the PIRL configs, 0 or absent: off): when a
+    rank's batch is smaller, batch norm is synchronised in groups of ranks that together hold at
+    least that many images (``models/batch_norm_groups.py``), by setting VISSL's
+    ``CONVERT_BN_TO_SYNC_BN`` and ``GROUP_SIZE``. A config that converts already keeps its own
+    ``GROUP_SIZE``."""
+    sync_bn, distributed = cfg.MODEL.SYNC_BN_CONFIG, cfg.DISTRIBUTED
+    min_samples = sync_bn.get("BN_MIN_SAMPLES", 0)
+    if not isinstance(min_samples, int) or isinstance(min_samples, bool) or min_samples < 0:
+        raise ValueError(
+            f"MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES={min_samples!r} must be a whole number >= 0 "
+            "(the fewest images a batch norm's statistics cover; 0: per-rank batch norm). Set "
+            "e.g. config.MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES=32.")
+    if sync_bn.CONVERT_BN_TO_SYNC_BN:
+        return
+    per_replica = cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA
+    group = sync_group_size(per_replica, distributed.NUM_NODES * distributed.NUM_PROC_PER_NODE,
+                            min_samples)
+    if group == 1:
+        return
+    if cfg.MACHINE.DEVICE == "cpu" and cfg.TRAINER.TASK_NAME != PIRL_TASK:
+        raise ValueError(
+            f"MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES={min_samples} with {per_replica} images per rank "
+            f"synchronises batch norm in groups of {group} ranks, which VISSL's "
+            f"{cfg.TRAINER.TASK_NAME} does on GPUs only. Set "
+            f"config.TRAINER.TASK_NAME={PIRL_TASK}, or "
+            "config.MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES=0 for per-rank batch norm.")
+    sync_bn.CONVERT_BN_TO_SYNC_BN = True
+    sync_bn.GROUP_SIZE = group
+    logging.info(f"Batch norm synchronised in groups of {group} ranks ({per_replica} images per "
+                 f"rank, MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES={min_samples}).")
 
 
 def validate_config(cfg: AttrDict) -> None:
@@ -177,6 +212,8 @@ def prepare_data(cfg: AttrDict) -> None:
       never reads labels from it and the sample index stays the label.
     * A missing folder, ``num_negatives`` >= the dataset size, and a resumed
       checkpoint whose memory bank was sized for another dataset are reported here.
+    * The paper's NCE on fewer steps per epoch than it is known to learn from is warned
+      about (InfoNCE is the loss for small datasets).
     """
     train = cfg.DATA.TRAIN
     for index, (source, path) in enumerate(zip(train.DATA_SOURCES, train.DATA_PATHS)):
@@ -197,7 +234,30 @@ def prepare_data(cfg: AttrDict) -> None:
             f"LOSS.pirl_loss.num_negatives={num_negatives} must be smaller than the training "
             f"dataset, which has {size} images ({list(train.DATA_PATHS)}). Lower it, e.g. "
             f"config.LOSS.pirl_loss.num_negatives={max(1, size // 2)}.")
+    _warn_nce_with_few_steps_per_epoch(cfg, size)
     _check_resumed_bank(cfg, size)
+
+
+# The fewest steps per epoch (|D| / global batch: how often every memory-bank row is rewritten)
+# at which the paper's NCE is known to learn: YFCC-1M at a batch of 1024 (paper, Section 4).
+# On the demo machinery it diverged at every setting measured, the most at 67 steps per epoch
+# (docs/training.md#nce-or-infonce-for-my-dataset).
+NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH = 1_000_000 // 1024
+
+
+def _warn_nce_with_few_steps_per_epoch(cfg: AttrDict, size: int) -> None:
+    loss, distributed = cfg.LOSS.pirl_loss, cfg.DISTRIBUTED
+    batch = (cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA * distributed.NUM_NODES
+             * distributed.NUM_PROC_PER_NODE)
+    steps = size // batch
+    if loss.loss_type == "nce" and steps < NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH:
+        logging.warning(
+            f"LOSS.pirl_loss.loss_type=nce on {size} images at a global batch of {batch}: "
+            f"{steps} steps per epoch. The paper's NCE is known to learn from "
+            f"{NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH} steps per epoch (1M images at 1024) and "
+            "diverged in every run measured with 67 or fewer; on a dataset this small use "
+            "config.LOSS.pirl_loss.loss_type=infonce (docs/training.md, 'NCE or InfoNCE for my "
+            "dataset?').")
 
 
 def train_dataset_size(cfg: AttrDict) -> Optional[int]:

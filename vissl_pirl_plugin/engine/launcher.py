@@ -19,6 +19,7 @@ from vissl_pirl_plugin.engine import slurm_job
 from vissl_pirl_plugin.engine.config_names import compose as compose_config
 from vissl_pirl_plugin.engine.config_validation import (
     prepare_augmentation,
+    prepare_batch_norm,
     prepare_data,
     validate_config,
     validate_rendezvous,
@@ -57,6 +58,7 @@ def launch(cfg: AttrDict, engine_name: str = "train", node_id: int = 0,
     """
     with _checks_before_launch():
         prepare_augmentation(cfg)
+        prepare_batch_norm(cfg)
         validate_config(cfg)
     # VISSL links checkpoint.torch to the newest checkpoint with a relative target,
     # which dangles when CHECKPOINT.DIR is a relative path with sub-folders
