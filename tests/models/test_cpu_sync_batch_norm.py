@@ -1,9 +1,13 @@
 """``CpuSyncBatchNorm``: batch norm over the global batch of gloo ranks equals one process's batch
 norm over the whole batch: outputs, gradients and running statistics."""
+import os
+
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
+from vissl.config import AttrDict
+from vissl.models import convert_sync_bn
 
 from vissl_pirl_plugin.models.cpu_sync_batch_norm import CpuSyncBatchNorm
 
@@ -57,6 +61,38 @@ def test_two_ranks_normalise_over_the_global_batch(tmp_path):
     for rank in ranks:
         for key, value in reference[1].state_dict().items():
             torch.testing.assert_close(rank["state"][key], value)
+
+
+def on_rank_of_four(rank: int, init_file: str, out: str) -> None:
+    """VISSL's conversion with ``GROUP_SIZE: 2`` (what ``BN_MIN_SAMPLES`` sets at 4 ranks of 16
+    images), then the plugin's task's: ranks 0-1 and 2-3 each normalise over their pair."""
+    os.environ["RANK"] = str(rank)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=4)
+    config = AttrDict({"MODEL": {"SYNC_BN_CONFIG": {"GROUP_SIZE": 2, "SYNC_BN_TYPE": "pytorch"}},
+                       "DISTRIBUTED": {"NUM_NODES": 1, "NUM_PROC_PER_NODE": 4}})
+    network = CpuSyncBatchNorm.convert(convert_sync_bn(config, model()))
+    assert dist.get_world_size(network[1].process_group) == 2
+    outputs, _, _ = train_two_steps(network, four_shares()[rank])
+    torch.save({"outputs": outputs, "state": network[1].state_dict()}, f"{out}{rank}.pt")
+    dist.destroy_process_group()
+
+
+def four_shares() -> tuple:
+    return torch.cat([whole_batch(), whole_batch().flip(0) * 2]).chunk(4)
+
+
+def test_four_ranks_in_groups_of_two_normalise_over_their_group(tmp_path):
+    out = str(tmp_path / "rank")
+    mp.spawn(on_rank_of_four, args=(str(tmp_path / "init"), out), nprocs=4)
+    ranks = [torch.load(f"{out}{rank}.pt") for rank in range(4)]
+    shares = four_shares()
+    for group in ((0, 1), (2, 3)):
+        reference = model()
+        outputs, _, _ = train_two_steps(reference, torch.cat([shares[r] for r in group]))
+        torch.testing.assert_close(torch.cat([ranks[r]["outputs"] for r in group]), outputs)
+        for key, value in reference[1].state_dict().items():
+            torch.testing.assert_close(ranks[group[0]]["state"][key], value)
+    assert not torch.allclose(ranks[0]["state"]["running_mean"], ranks[2]["state"]["running_mean"])
 
 
 def test_without_a_process_group_it_is_pytorchs_batch_norm():
