@@ -131,6 +131,11 @@ def test_cpu_sync_bn_needs_the_plugins_task():
         validate_config(cfg)
     validate_config(compose(PAPER, "config.MACHINE.DEVICE=cpu",
                             "config.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true"))
+    # one process: batch norm is the same synced or not (VISSL's benchmark configs convert)
+    validate_config(compose(PAPER, "config.TRAINER.TASK_NAME=self_supervision_task",
+                            "config.DATA.TRAIN.RANK_SPLIT=vissl_blocks", "config.MACHINE.DEVICE=cpu",
+                            "config.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true",
+                            "config.DISTRIBUTED.NUM_NODES=1", "config.DISTRIBUTED.NUM_PROC_PER_NODE=1"))
 
 
 def test_batch_norm_is_synced_in_groups_that_cover_bn_min_samples():

@@ -160,7 +160,8 @@ def validate_no_apex(model: AttrDict) -> None:
 def validate_task(cfg: AttrDict) -> None:
     """``DATA.TRAIN.RANK_SPLIT`` names a split, and what only ``pirl_self_supervision_task`` does
     (a split other than VISSL's, batch norm across CPU ranks) is not asked of VISSL's task, which
-    would ignore it without a word."""
+    would ignore it without a word (with one process, batch norm is the same synced or not: VISSL's
+    benchmark configs, which convert, run on one CPU process as they are)."""
     split = cfg.DATA.TRAIN.get("RANK_SPLIT", VISSL_BLOCKS)
     if split not in RANK_SPLITS:
         raise ValueError(f"DATA.TRAIN.RANK_SPLIT={split!r}: use {GLOBAL_SHUFFLE} (a fresh "
@@ -173,11 +174,13 @@ def validate_task(cfg: AttrDict) -> None:
             f"DATA.TRAIN.RANK_SPLIT={GLOBAL_SHUFFLE} needs TRAINER.TASK_NAME={PIRL_TASK} (VISSL's "
             f"{cfg.TRAINER.TASK_NAME} would keep its fixed per-rank blocks). Set "
             f"config.TRAINER.TASK_NAME={PIRL_TASK}, or config.DATA.TRAIN.RANK_SPLIT={VISSL_BLOCKS}.")
-    if cfg.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN and cfg.MACHINE.DEVICE == "cpu":
+    ranks = cfg.DISTRIBUTED.NUM_NODES * cfg.DISTRIBUTED.NUM_PROC_PER_NODE
+    if cfg.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN and cfg.MACHINE.DEVICE == "cpu" and ranks > 1:
         raise ValueError(
-            "MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true with MACHINE.DEVICE=cpu: VISSL's "
-            f"{cfg.TRAINER.TASK_NAME} converts batch norm on GPUs only and would keep it per rank. "
-            f"Set config.TRAINER.TASK_NAME={PIRL_TASK}.")
+            f"MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true with MACHINE.DEVICE=cpu on {ranks} "
+            f"ranks: VISSL's {cfg.TRAINER.TASK_NAME} converts batch norm on GPUs only and would "
+            f"keep it per rank. Set config.TRAINER.TASK_NAME={PIRL_TASK}, or "
+            "config.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=false for per-rank batch norm.")
 
 
 def validate_checkpoint_pruning(checkpoint: AttrDict) -> None:
