@@ -26,7 +26,9 @@ VISSL_CONFIG_MODULE = "pkg://vissl.config"
 
 
 def plugin_config_root() -> Path:
-    """``vissl_pirl_plugin.config_root()``, found without importing the package (and VISSL)."""
+    """The plugin's config folder (``configs/`` beside the package in a source checkout, or the
+    ``hydra_configs/`` an install copies into it), found without importing the package (and
+    VISSL)."""
     spec = importlib.util.find_spec("vissl_pirl_plugin")
     if spec is None or spec.origin is None:
         raise ImportError("vissl_pirl_plugin is not installed: run `make install` or "
