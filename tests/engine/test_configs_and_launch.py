@@ -19,6 +19,7 @@ from vissl_pirl_plugin.engine.config_validation import (
     prepare_batch_norm,
     prepare_data,
     validate_config,
+    warn_about_nce_on_few_steps_per_epoch,
 )
 from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
 from vissl_pirl_plugin.engine.device_augmentation_train_step import device_augmentation
@@ -191,18 +192,18 @@ def test_nce_on_fewer_steps_per_epoch_than_it_learns_from_is_warned(image_folder
                                                                      caplog):
     small = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
                     "config.LOSS.pirl_loss.num_negatives=2")
-    prepare_data(small)
+    warn_about_nce_on_few_steps_per_epoch(small)
     assert ("loss_type=nce on 4 images at a global batch of 1024: 0 steps per epoch"
             in caplog.text)
     assert "config.LOSS.pirl_loss.loss_type=infonce" in caplog.text
     caplog.clear()
-    prepare_data(compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+    warn_about_nce_on_few_steps_per_epoch(compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
                          "config.LOSS.pirl_loss.num_negatives=2",
                          "config.LOSS.pirl_loss.loss_type=infonce"))
     assert "loss_type=nce" not in caplog.text
     filelist = tmp_path / "images.npy"
     np.save(filelist, np.array([str(image_folder / f"{i}.jpg") for i in range(4 * 976)]))
-    prepare_data(compose(PAPER, "config.DATA.TRAIN.DATA_SOURCES=[disk_filelist]",
+    warn_about_nce_on_few_steps_per_epoch(compose(PAPER, "config.DATA.TRAIN.DATA_SOURCES=[disk_filelist]",
                          f"config.DATA.TRAIN.DATA_PATHS=[{filelist}]",
                          "config.LOSS.pirl_loss.num_negatives=2",
                          "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=1",

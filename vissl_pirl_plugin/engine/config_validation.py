@@ -215,8 +215,6 @@ def prepare_data(cfg: AttrDict) -> None:
       never reads labels from it and the sample index stays the label.
     * A missing folder, ``num_negatives`` >= the dataset size, and a resumed
       checkpoint whose memory bank was sized for another dataset are reported here.
-    * The paper's NCE on fewer steps per epoch than it is known to learn from is warned
-      about (InfoNCE is the loss for small datasets).
     """
     train = cfg.DATA.TRAIN
     for index, (source, path) in enumerate(zip(train.DATA_SOURCES, train.DATA_PATHS)):
@@ -237,7 +235,6 @@ def prepare_data(cfg: AttrDict) -> None:
             f"LOSS.pirl_loss.num_negatives={num_negatives} must be smaller than the training "
             f"dataset, which has {size} images ({list(train.DATA_PATHS)}). Lower it, e.g. "
             f"config.LOSS.pirl_loss.num_negatives={max(1, size // 2)}.")
-    _warn_nce_with_few_steps_per_epoch(cfg, size)
     _check_resumed_bank(cfg, size)
 
 
@@ -248,12 +245,20 @@ def prepare_data(cfg: AttrDict) -> None:
 NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH = 1_000_000 // 1024
 
 
-def _warn_nce_with_few_steps_per_epoch(cfg: AttrDict, size: int) -> None:
-    loss, distributed = cfg.LOSS.pirl_loss, cfg.DISTRIBUTED
+def warn_about_nce_on_few_steps_per_epoch(cfg: AttrDict) -> None:
+    """A warning, once every check has passed and the run goes ahead, when the paper's NCE is
+    asked for with fewer steps per epoch than it is known to learn from (InfoNCE is the loss for
+    small datasets: docs/training.md)."""
+    if cfg.LOSS.name != "pirl_loss" or cfg.LOSS.pirl_loss.loss_type != "nce":
+        return
+    size = train_dataset_size(cfg)
+    if size is None:
+        return
+    distributed = cfg.DISTRIBUTED
     batch = (cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA * distributed.NUM_NODES
              * distributed.NUM_PROC_PER_NODE)
     steps = size // batch
-    if loss.loss_type == "nce" and steps < NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH:
+    if steps < NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH:
         logging.warning(
             f"LOSS.pirl_loss.loss_type=nce on {size} images at a global batch of {batch}: "
             f"{steps} steps per epoch. The paper's NCE is known to learn from "

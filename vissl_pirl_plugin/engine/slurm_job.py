@@ -26,7 +26,10 @@ from typing import Any, Callable, List
 from vissl.config import AttrDict
 from vissl.utils import distributed_launcher
 
-from vissl_pirl_plugin.engine.config_validation import prepare_data
+from vissl_pirl_plugin.engine.config_validation import (
+    prepare_data,
+    warn_about_nce_on_few_steps_per_epoch,
+)
 from vissl_pirl_plugin.engine.slurm_request import Partition, SlurmRequest, check_request_fits
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 
@@ -94,6 +97,8 @@ def submit(cfg: AttrDict, engine_name: str, hook_generator: HookGenerator = pirl
     check_data_before_submission(cfg)
     request = SlurmRequest.from_config(cfg)
     check_request_fits(request, Partition.read(request.partition))
+    if not cfg.SLURM.get(NODE_LOCAL_DATA, False):
+        warn_about_nce_on_few_steps_per_epoch(cfg)
     os.makedirs(cfg.SLURM.LOG_FOLDER, exist_ok=True)
     executor = submitit.AutoExecutor(folder=cfg.SLURM.LOG_FOLDER, cluster="slurm")
     executor.update_parameters(**request.executor_parameters(cfg.SLURM))
