@@ -73,13 +73,18 @@ def prepare_augmentation(cfg: AttrDict) -> None:
             f"TRAINER.TRAIN_STEP_NAME={DEVICE_STEP}), or on_device: false.")
 
 
+def world_size(distributed: AttrDict) -> int:
+    """The ranks of a run: ``DISTRIBUTED.NUM_NODES`` times ``NUM_PROC_PER_NODE``."""
+    return distributed.NUM_NODES * distributed.NUM_PROC_PER_NODE
+
+
 def prepare_batch_norm(cfg: AttrDict) -> None:
     """``MODEL.SYNC_BN_CONFIG.BN_MIN_SAMPLES`` (32 in the PIRL configs, 0 or absent: off): when a
     rank's batch is smaller, batch norm is synchronised in groups of ranks that together hold at
     least that many images (``models/batch_norm_groups.py``), by setting VISSL's
     ``CONVERT_BN_TO_SYNC_BN`` and ``GROUP_SIZE``. A config that converts already keeps its own
     ``GROUP_SIZE``."""
-    sync_bn, distributed = cfg.MODEL.SYNC_BN_CONFIG, cfg.DISTRIBUTED
+    sync_bn = cfg.MODEL.SYNC_BN_CONFIG
     min_samples = sync_bn.get("BN_MIN_SAMPLES", 0)
     if not isinstance(min_samples, int) or isinstance(min_samples, bool) or min_samples < 0:
         raise ValueError(
@@ -89,8 +94,7 @@ def prepare_batch_norm(cfg: AttrDict) -> None:
     if sync_bn.CONVERT_BN_TO_SYNC_BN:
         return
     per_replica = cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA
-    group = sync_group_size(per_replica, distributed.NUM_NODES * distributed.NUM_PROC_PER_NODE,
-                            min_samples)
+    group = sync_group_size(per_replica, world_size(cfg.DISTRIBUTED), min_samples)
     if group == 1:
         return
     if cfg.MACHINE.DEVICE == "cpu" and cfg.TRAINER.TASK_NAME != PIRL_TASK:
@@ -174,7 +178,7 @@ def validate_task(cfg: AttrDict) -> None:
             f"DATA.TRAIN.RANK_SPLIT={GLOBAL_SHUFFLE} needs TRAINER.TASK_NAME={PIRL_TASK} (VISSL's "
             f"{cfg.TRAINER.TASK_NAME} would keep its fixed per-rank blocks). Set "
             f"config.TRAINER.TASK_NAME={PIRL_TASK}, or config.DATA.TRAIN.RANK_SPLIT={VISSL_BLOCKS}.")
-    ranks = cfg.DISTRIBUTED.NUM_NODES * cfg.DISTRIBUTED.NUM_PROC_PER_NODE
+    ranks = world_size(cfg.DISTRIBUTED)
     if cfg.MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN and cfg.MACHINE.DEVICE == "cpu" and ranks > 1:
         raise ValueError(
             f"MODEL.SYNC_BN_CONFIG.CONVERT_BN_TO_SYNC_BN=true with MACHINE.DEVICE=cpu on {ranks} "
@@ -254,9 +258,7 @@ def warn_about_nce_on_few_steps_per_epoch(cfg: AttrDict) -> None:
     size = train_dataset_size(cfg)
     if size is None:
         return
-    distributed = cfg.DISTRIBUTED
-    batch = (cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA * distributed.NUM_NODES
-             * distributed.NUM_PROC_PER_NODE)
+    batch = cfg.DATA.TRAIN.BATCHSIZE_PER_REPLICA * world_size(cfg.DISTRIBUTED)
     steps = size // batch
     if steps < NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH:
         logging.warning(
