@@ -1,6 +1,8 @@
 """``CpuSyncBatchNorm``: batch norm over the global batch of gloo ranks equals one process's batch
-norm over the whole batch: outputs, gradients and running statistics."""
+norm over the whole batch: outputs, gradients and running statistics, with no deprecated
+collective."""
 import os
+import warnings
 
 import torch
 import torch.distributed as dist
@@ -42,9 +44,13 @@ def on_rank(rank: int, init_file: str, out: str) -> None:
     network = CpuSyncBatchNorm.convert(nn.SyncBatchNorm.convert_sync_batchnorm(model()))
     assert isinstance(network[1], CpuSyncBatchNorm) and network[1].process_group is None
     share = whole_batch().chunk(WORLD)[rank]
-    outputs, input_grad, grads = train_two_steps(network, share)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        outputs, input_grad, grads = train_two_steps(network, share)
     torch.save({"outputs": outputs, "input_grad": input_grad, "grads": grads,
-                "state": network[1].state_dict()}, f"{out}{rank}.pt")
+                "state": network[1].state_dict(),
+                "future_warnings": [str(w.message) for w in caught
+                                    if issubclass(w.category, FutureWarning)]}, f"{out}{rank}.pt")
     dist.destroy_process_group()
 
 
@@ -61,6 +67,7 @@ def test_two_ranks_normalise_over_the_global_batch(tmp_path):
     for rank in ranks:
         for key, value in reference[1].state_dict().items():
             torch.testing.assert_close(rank["state"][key], value)
+        assert rank["future_warnings"] == []  # e.g. torch.distributed.nn's all_reduce
 
 
 def on_rank_of_four(rank: int, init_file: str, out: str) -> None:

@@ -6,20 +6,36 @@ of the batch; synchronised, the batch is the global one, split across the ranks 
 group. PyTorch's ``SyncBatchNorm`` computes that on GPUs only (its statistics kernels have no CPU
 version), and VISSL 0.1.6 skips the conversion without a word when ``MACHINE.DEVICE`` is ``cpu``.
 This module has the parameters, buffers, state-dict keys and ``process_group`` of PyTorch's, and
-computes the same global statistics with two differentiable all-reduces: the channel sums and
-the element count, then the sums of squared deviations from the global mean (two passes, as
-exact as one process's ``batch_norm`` on the whole batch). The running statistics take the
+computes the same global statistics with two differentiable all-reduces (``SumOverRanks``, whose
+backward pass sums the gradients over the ranks as ``torch.distributed.nn``'s deprecated
+``all_reduce`` did): the channel sums and the element count, then the sums of squared deviations
+from the global mean (two passes, as exact as one process's ``batch_norm`` on the whole batch). The running statistics take the
 unbiased global variance, as PyTorch's. Eval mode and a world of one process run PyTorch's
 ``batch_norm``. It is not a subclass of ``nn.SyncBatchNorm``, which DistributedDataParallel
 refuses on CPU modules.
 """
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.nn.functional import all_reduce
 from torch.nn.modules.batchnorm import _BatchNorm
+
+
+class SumOverRanks(torch.autograd.Function):
+    """The sum of a tensor over the ranks of a process group, differentiable: the gradient of
+    every rank's input is the sum of the output's gradients over the ranks."""
+
+    @staticmethod
+    def forward(ctx: Any, tensor: torch.Tensor, group: Any) -> torch.Tensor:
+        ctx.group = group
+        total = tensor.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(total, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx: Any, grad_output: torch.Tensor) -> Tuple[torch.Tensor, None]:
+        return SumOverRanks.apply(grad_output, ctx.group), None
 
 
 class CpuSyncBatchNorm(_BatchNorm):
@@ -44,11 +60,11 @@ class CpuSyncBatchNorm(_BatchNorm):
         shape = (1, channels, *[1] * (input.dim() - 2))
         # sums and count in float64: a count above 2**24 elements stays exact
         local_count = torch.full((1,), input.numel() // channels, dtype=torch.float64)
-        totals = all_reduce(torch.cat([input.sum(dims).double(), local_count]), group=group)
+        totals = SumOverRanks.apply(torch.cat([input.sum(dims).double(), local_count]), group)
         count = totals[channels]
         mean = (totals[:channels] / count).to(input.dtype)
         centred = input - mean.reshape(shape)
-        variance = (all_reduce(centred.pow(2).sum(dims).double(), group=group) / count
+        variance = (SumOverRanks.apply(centred.pow(2).sum(dims).double(), group) / count
                     ).to(input.dtype)
         if self.track_running_stats:
             self._update_running_stats(mean.detach(), variance.detach(), count)
