@@ -1,20 +1,20 @@
-"""Several ``make compare`` results side by side, a column each, and how far each column's mean
-lies from the first column's, with an exact permutation test over the seeds.
+"""Puts several ``make compare`` results side by side and tests each column's mean against the
+first column's.
 
     .venv/bin/python benchmarks/compare_columns.py [--method pirl] LABEL=DIR[+DIR ...] ...
 
 Each ``DIR`` is a ``make compare --out`` folder; a column joined with ``+`` pools the seeds of its
 folders (e.g. 2 and 4 ranks with the same settings). Prints two markdown tables:
 
-1. mean [min, max] over the seeds of every measurement (``compare_methods.TABLE_ROWS``), a
+1. mean [min, max] over the seeds of every measurement (``compare_methods.markdown_table``), a
    column per ``LABEL``;
 2. for every column after the first, the difference of its mean from the first column's and
    the two-sided permutation p-value of that difference: the share of all the ways of
    splitting the two columns' seeds into groups of their sizes whose means differ at least as
-   much (exact up to ``EXACT_LIMIT`` splits, else ``SAMPLED_SPLITS`` random ones, seeded,
-   and the observed split). With
-   a handful of seeds a column can lie outside another's range by chance; the p-value says how
-   often the seeds' draws alone would part them that far.
+   much (every split up to ``EXACT_LIMIT`` splits, else ``SAMPLED_SPLITS`` random ones, seeded,
+   and the observed split). The header gives the smallest p-value the seeds allow (with 3
+   seeds against 3 it is 0.10). With a handful of seeds a column can lie outside another's
+   range by chance; the p-value says how often the seeds' draws alone would part them as far.
 """
 import argparse
 import itertools
@@ -27,28 +27,36 @@ from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from compare_methods import TABLE_ROWS, metric_values  # noqa: E402
+from compare_methods import (  # noqa: E402
+    MISSING,
+    TABLE_ROWS,
+    markdown_table,
+    metric_values,
+    value_ranges,
+)
 
 EXACT_LIMIT = 200_000
 SAMPLED_SPLITS = 100_000
 
 
-def column_values(folders: Sequence[Path], method: str) -> Dict[str, List[float]]:
-    """Every measurement's value per seed, pooled over ``folders``' ``results.json``."""
-    values: Dict[str, List[float]] = {}
+def column_runs(folders: Sequence[Path], method: str) -> List[Dict[str, float]]:
+    """The measurements of every run of ``method``, pooled over ``folders``' ``results.json``."""
+    runs = []
     for folder in folders:
         path = folder / "results.json"
         if not path.is_file():
-            raise FileNotFoundError(f"{path} does not exist: give a `make compare --out` folder "
-                                    "whose run has finished.")
-        runs = json.loads(path.read_text())["runs"]
-        if method not in runs:
-            raise ValueError(f"{path} has no runs of method {method!r} (it has {sorted(runs)}): "
-                           "choose one with --method.")
-        for run in runs[method].values():
-            for key, value in metric_values(run).items():
-                values.setdefault(key, []).append(value)
-    return values
+            raise ValueError(f"{path} does not exist: give a `make compare --out` folder whose "
+                             "run has finished.")
+        try:
+            by_method = json.loads(path.read_text())["runs"]
+        except (json.JSONDecodeError, KeyError, TypeError) as error:
+            raise ValueError(f"{path} is not a `make compare` results.json ({error!r}): give the "
+                             "--out folder of a finished run.") from error
+        if not by_method.get(method):
+            raise ValueError(f"{path} has no runs of method {method!r} (it has "
+                             f"{sorted(by_method)}): choose one with --method.")
+        runs += [metric_values(run) for run in by_method[method].values()]
+    return runs
 
 
 def permutation_p(first: Sequence[float], other: Sequence[float]) -> float:
@@ -60,7 +68,7 @@ def permutation_p(first: Sequence[float], other: Sequence[float]) -> float:
     def gap(chosen_sum: float) -> float:
         return abs(chosen_sum / size - (total - chosen_sum) / (len(pooled) - size))
 
-    tolerance = 1e-12 * max(1.0, observed)
+    tolerance = 1e-9 * max(1.0, *map(abs, pooled))  # sums in another order round otherwise
     if math.comb(len(pooled), size) <= EXACT_LIMIT:  # every split, the observed one included
         gaps = [gap(sum(chosen)) for chosen in itertools.combinations(pooled, size)]
         return sum(g >= observed - tolerance for g in gaps) / len(gaps)
@@ -69,59 +77,65 @@ def permutation_p(first: Sequence[float], other: Sequence[float]) -> float:
     return (sum(g >= observed - tolerance for g in gaps) + 1) / (SAMPLED_SPLITS + 1)
 
 
+def smallest_p(first: int, other: int) -> float:
+    """The smallest exact p-value of ``first`` seeds against ``other`` (distinct values): the
+    observed split alone, or with its mirror when the groups have one size."""
+    return (2 if first == other else 1) / math.comb(first + other, other)
+
+
 def parse_column(spec: str) -> Tuple[str, List[Path]]:
     label, separator, folders = spec.partition("=")
-    if not separator or not label or not folders:
+    parts = folders.split("+")
+    if not separator or not label or not all(parts):
         raise ValueError(f"{spec!r}: write a column as LABEL=DIR or LABEL=DIR+DIR.")
-    return label, [Path(folder) for folder in folders.split("+")]
+    return label, [Path(part) for part in parts]
 
 
-def cell(values: Sequence[float]) -> str:
-    mean = statistics.fmean(values)
-    if len(values) == 1:
-        return f"{mean:.3f}"
-    return f"{mean:.3f} [{min(values):.3f}, {max(values):.3f}]"
+def difference_cell(first: List[float], other: List[float]) -> str:
+    p = permutation_p(first, other)
+    shown = f"{p:.2f}" if p >= 0.01 else "< 0.01"
+    return f"{statistics.fmean(other) - statistics.fmean(first):+.3f} (p = {shown})"
 
 
-def tables(columns: Dict[str, Dict[str, List[float]]]) -> str:
+def tables(columns: Dict[str, List[Dict[str, float]]]) -> str:
     """The range table and the difference table (see the module's docstring)."""
     labels = list(columns)
-    rows = [(key, label) for key, label in TABLE_ROWS
-            if all(key in values for values in columns.values())]
-    seeds = {label: len(next(iter(values.values()))) for label, values in columns.items()}
-    lines = ["| measurement | " + " | ".join(f"{label} ({seeds[label]} seeds)"
-                                             for label in labels) + " |",
-             "|---|" + "---|" * len(labels)]
-    lines += [f"| {name} | " + " | ".join(cell(columns[label][key]) for label in labels) + " |"
-              for key, name in rows]
+    ranges = markdown_table({f"{label} ({len(runs)} seeds)": value_ranges(runs)
+                             for label, runs in columns.items()})
+
+    def values(label: str, key: str) -> Optional[List[float]]:
+        runs = columns[label]
+        return [run[key] for run in runs] if all(key in run for run in runs) else None
+
     first = labels[0]
-    lines += ["", f"| difference from {first} (permutation p) | "
-              + " | ".join(labels[1:]) + " |", "|---|" + "---|" * (len(labels) - 1)]
-    for key, name in rows:
-        reference = columns[first][key]
-        lines.append(f"| {name} | " + " | ".join(
-            f"{statistics.fmean(columns[label][key]) - statistics.fmean(reference):+.3f} "
-            f"(p = {permutation_p(reference, columns[label][key]):.2f})"
-            for label in labels[1:]) + " |")
-    return "\n".join(lines)
+    lines = ["", f"| difference from {first} (permutation p) | " + " | ".join(
+        f"{label} (smallest p {smallest_p(len(columns[first]), len(columns[label])):.2g})"
+        for label in labels[1:]) + " |", "|---|" + "---|" * (len(labels) - 1)]
+    for key, name in TABLE_ROWS:
+        reference = values(first, key)
+        cells = [difference_cell(reference, other)
+                 if reference is not None and other is not None else MISSING
+                 for other in (values(label, key) for label in labels[1:])]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join([ranges, *lines])
 
 
 def main(argv: Optional[List[str]] = None) -> str:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("columns", nargs="+", metavar="LABEL=DIR[+DIR ...]",
                         help="a column: its label and make compare --out folder(s)")
     parser.add_argument("--method", default="pirl", help="the method compared (default: pirl)")
     args = parser.parse_args(argv)
     if len(args.columns) < 2:
         parser.error("give at least two columns: the first is the reference of the others")
-    columns = {}
+    columns: Dict[str, List[Dict[str, float]]] = {}
     try:
         for spec in args.columns:
             label, folders = parse_column(spec)
             if label in columns:
                 raise ValueError(f"the label {label!r} names two columns: give each its own.")
-            columns[label] = column_values(folders, args.method)
-    except (ValueError, FileNotFoundError) as error:
+            columns[label] = column_runs(folders, args.method)
+    except ValueError as error:
         parser.error(str(error))
     text = tables(columns)
     print(text)

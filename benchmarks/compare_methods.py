@@ -261,16 +261,18 @@ def metric_values(run: Dict[str, Any]) -> Dict[str, float]:
     return values
 
 
+def value_ranges(values: Sequence[Dict[str, float]]) -> Dict[str, Dict[str, float]]:
+    """``{metric: {mean, min, max}}`` over runs' ``metric_values``, the metrics all runs have."""
+    keys = [key for key in values[0] if all(key in v for v in values)]
+    return {key: {"mean": statistics.fmean(v[key] for v in values),
+                  "min": min(v[key] for v in values), "max": max(v[key] for v in values)}
+            for key in keys}
+
+
 def summarize(runs: Dict[str, Dict[str, Dict[str, Any]]]) -> Dict[str, Dict[str, Dict[str, float]]]:
     """``{method: {metric: {mean, min, max}}}`` over the seeds."""
-    summary = {}
-    for method, by_seed in runs.items():
-        values = [metric_values(run) for run in by_seed.values()]
-        summary[method] = {key: {"mean": statistics.fmean(v[key] for v in values),
-                                 "min": min(v[key] for v in values),
-                                 "max": max(v[key] for v in values)}
-                           for key in values[0]}
-    return summary
+    return {method: value_ranges([metric_values(run) for run in by_seed.values()])
+            for method, by_seed in runs.items()}
 
 
 TABLE_ROWS = (("knn_top1", "kNN top-1, 35 held-out photographs (res5)"),
@@ -281,6 +283,9 @@ TABLE_ROWS = (("knn_top1", "kNN top-1, 35 held-out photographs (res5)"),
               ("final_loss", "loss, last epoch"))
 
 
+MISSING = "—"  # a table's cell for a measurement that a column did not make
+
+
 def markdown_table(summary: Dict[str, Dict[str, Dict[str, float]]]) -> str:
     """Mean and [min, max] over the seeds, a row per measurement, a column per method."""
     methods = list(summary)
@@ -288,7 +293,7 @@ def markdown_table(summary: Dict[str, Dict[str, Dict[str, float]]]) -> str:
              "|---|" + "---|" * len(methods)]
     for key, label in TABLE_ROWS:
         cells = [(f"{summary[m][key]['mean']:.3f} [{summary[m][key]['min']:.3f}, "
-                  f"{summary[m][key]['max']:.3f}]") if key in summary[m] else "—"
+                  f"{summary[m][key]['max']:.3f}]") if key in summary[m] else MISSING
                  for m in methods]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -9,10 +9,10 @@ This module has the parameters, buffers, state-dict keys and ``process_group`` o
 computes the same global statistics with two differentiable all-reduces (``SumOverRanks``, whose
 backward pass sums the gradients over the ranks as ``torch.distributed.nn``'s deprecated
 ``all_reduce`` did): the channel sums and the element count, then the sums of squared deviations
-from the global mean (two passes, as exact as one process's ``batch_norm`` on the whole batch). The running statistics take the
-unbiased global variance, as PyTorch's. Eval mode and a world of one process run PyTorch's
-``batch_norm``. It is not a subclass of ``nn.SyncBatchNorm``, which DistributedDataParallel
-refuses on CPU modules.
+from the global mean (two passes, as exact as one process's ``batch_norm`` on the whole batch).
+The running statistics take the unbiased global variance, as PyTorch's. Eval mode and a world
+of one process run PyTorch's ``batch_norm``. It is not a subclass of ``nn.SyncBatchNorm``, which
+DistributedDataParallel refuses on CPU modules.
 """
 from typing import Any, Optional, Tuple
 
