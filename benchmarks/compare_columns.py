@@ -24,7 +24,7 @@ import random
 import statistics
 import sys
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from compare_methods import (  # noqa: E402
@@ -68,13 +68,17 @@ def permutation_p(first: Sequence[float], other: Sequence[float]) -> float:
     def gap(chosen_sum: float) -> float:
         return abs(chosen_sum / size - (total - chosen_sum) / (len(pooled) - size))
 
-    tolerance = 1e-9 * max(1.0, *map(abs, pooled))  # sums in another order round otherwise
-    if math.comb(len(pooled), size) <= EXACT_LIMIT:  # every split, the observed one included
-        gaps = [gap(sum(chosen)) for chosen in itertools.combinations(pooled, size)]
-        return sum(g >= observed - tolerance for g in gaps) / len(gaps)
-    generator = random.Random(0)  # sampled splits, and the observed one counted once
-    gaps = [gap(sum(generator.sample(pooled, size))) for _ in range(SAMPLED_SPLITS)]
-    return (sum(g >= observed - tolerance for g in gaps) + 1) / (SAMPLED_SPLITS + 1)
+    # sums in another order round otherwise
+    threshold = observed - 1e-9 * max(1.0, *map(abs, pooled))
+    splits = math.comb(len(pooled), size)
+    exact = splits <= EXACT_LIMIT  # every split, the observed one included
+    if exact:
+        chosen_sets: Iterable[Sequence[float]] = itertools.combinations(pooled, size)
+    else:  # sampled splits, and the observed one counted once
+        generator, splits = random.Random(0), SAMPLED_SPLITS
+        chosen_sets = (generator.sample(pooled, size) for _ in range(splits))
+    hits = sum(gap(sum(chosen)) >= threshold for chosen in chosen_sets)
+    return hits / splits if exact else (hits + 1) / (splits + 1)
 
 
 def smallest_p(first: int, other: int) -> float:
@@ -100,12 +104,13 @@ def difference_cell(first: List[float], other: List[float]) -> str:
 def tables(columns: Dict[str, List[Dict[str, float]]]) -> str:
     """The range table and the difference table (see the module's docstring)."""
     labels = list(columns)
-    ranges = markdown_table({f"{label} ({len(runs)} seeds)": value_ranges(runs)
-                             for label, runs in columns.items()})
+    measured = {label: value_ranges(runs) for label, runs in columns.items()}
+    ranges = markdown_table({f"{label} ({len(columns[label])} seeds)": by_key
+                             for label, by_key in measured.items()})
 
     def values(label: str, key: str) -> Optional[List[float]]:
-        runs = columns[label]
-        return [run[key] for run in runs] if all(key in run for run in runs) else None
+        """The column's values of ``key``; None where not every run measured it."""
+        return [run[key] for run in columns[label]] if key in measured[label] else None
 
     first = labels[0]
     lines = ["", f"| difference from {first} (permutation p) | " + " | ".join(
