@@ -14,14 +14,17 @@ PYTHON_BIN := $(call find_python,$(PYTHON))
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.vissl-pirl-installed
 DEMO_DATA := data/demo/.complete-v1-72
-PIP_FLAGS := --quiet --disable-pip-version-check
+# no pip cache: the lock's wheels (about 2.6 GB, mostly CUDA libraries) would be kept twice, as
+# wheels and installed; each is downloaded once per venv, and the second venv links its CUDA libraries
+PIP_FLAGS := --quiet --disable-pip-version-check --no-cache-dir
 
 .PHONY: install demo test test-fast test-second-python _second-venv bench compare quality-guard gpu-check \
 	gpu-wheels gpu-sim-check slurm-packages slurm-check clean
 
 install: $(STAMP) $(DEMO_DATA)
 
-# $(1): the Python to build with, $(2): the venv, $(3): the Python asked for
+# $(1): the Python to build with, $(2): the venv, $(3): the Python asked for, $(4): an installed venv
+# whose CUDA libraries $(2) may share
 define install_venv
 	@test -n "$(1)" || { echo "No $(3) found: install it, or choose a supported one with" \
 		"make PYTHON=python3.11 (or python3.12, python3.13)." >&2; exit 1; }
@@ -31,11 +34,26 @@ define install_venv
 	@# a venv of another Python (an older checkout's, or another PYTHON=) is rebuilt
 	@test -x $(2)/bin/python && [ "$$($(2)/bin/python -c 'import sys; print(sys.version_info[:2])')" \
 		= "$$($(1) -c 'import sys; print(sys.version_info[:2])')" ] || { rm -rf $(2) && $(1) -m venv $(2); }
+	$(if $(4),$(call link_cuda_libraries,$(4),$(2)))
 	$(2)/bin/python -m pip install $(PIP_FLAGS) -r requirements-lock.txt
 	$(2)/bin/python -m pip install $(PIP_FLAGS) --no-deps vissl==0.1.6 classy-vision==0.7.0
 	$(2)/bin/python -m pip install $(PIP_FLAGS) --no-deps --no-build-isolation \
 		--config-settings editable_mode=compat -e .
 	touch $(2)/.vissl-pirl-installed
+endef
+
+# The lock's nvidia-* packages (3 GB of CUDA libraries, the same files for every Python: tagged
+# py3-none) hard-linked from venv $(1) into venv $(2), with their dist-info, so pip finds them
+# installed at the lock's versions and the second venv costs 3 GB less. Only into a venv without
+# them, on the same filesystem; pip unlinks a file before it rewrites one, so neither venv can
+# change the other's. Where links fail, pip installs its own copy.
+define link_cuda_libraries
+	@src=$$(ls -d $(1)/lib/python3*/site-packages 2>/dev/null); dst=$$(ls -d $(2)/lib/python3*/site-packages); \
+	if [ -d "$$src/nvidia" ] && [ ! -e "$$dst/nvidia" ]; then \
+		if cp -al "$$src/nvidia" "$$src"/nvidia_*.dist-info "$$dst"/ 2>/dev/null; then \
+			echo "$(2): the CUDA libraries hard-linked from $(1)"; \
+		else rm -rf "$$dst/nvidia" "$$dst"/nvidia_*.dist-info; fi; \
+	fi
 endef
 
 $(STAMP): requirements-lock.txt setup.py
@@ -69,7 +87,7 @@ else
 endif
 
 _second-venv:
-	$(call install_venv,$(SECOND_PYTHON_BIN),$(SECOND_VENV),$(SECOND_PYTHON))
+	$(call install_venv,$(SECOND_PYTHON_BIN),$(SECOND_VENV),$(SECOND_PYTHON),$(VENV))
 
 # Debian's SLURM for tests/test_slurm.py, where it is absent and we are root: the packages only,
 # no daemon started (a policy-rc.d that denies starts, the machine's own or one for the install);
