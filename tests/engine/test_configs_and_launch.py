@@ -19,7 +19,7 @@ from vissl_pirl_plugin.engine.config_validation import (
     prepare_batch_norm,
     prepare_data,
     validate_config,
-    warn_about_nce_on_few_steps_per_epoch,
+    warn_about_nce_on_a_small_dataset,
 )
 from vissl_pirl_plugin.engine.device_augmentation_train_step import TRAIN_STEP_NAME as DEVICE_STEP
 from vissl_pirl_plugin.engine.device_augmentation_train_step import device_augmentation
@@ -188,27 +188,39 @@ def test_num_negatives_not_below_dataset_size_is_reported(image_folder):
         prepare_data(cfg)
 
 
-def test_nce_on_fewer_steps_per_epoch_than_it_learns_from_is_warned(image_folder, tmp_path,
-                                                                     caplog):
+def test_nce_on_fewer_images_or_steps_per_epoch_than_it_learns_from_is_warned(image_folder,
+                                                                              tmp_path, caplog):
     small = compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
                     "config.LOSS.pirl_loss.num_negatives=2")
-    warn_about_nce_on_few_steps_per_epoch(small)
+    warn_about_nce_on_a_small_dataset(small)
     assert ("loss_type=nce on 4 images at a global batch of 1024: 0 steps per epoch"
             in caplog.text)
     assert "config.LOSS.pirl_loss.loss_type=infonce" in caplog.text
     caplog.clear()
-    warn_about_nce_on_few_steps_per_epoch(compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
-                         "config.LOSS.pirl_loss.num_negatives=2",
-                         "config.LOSS.pirl_loss.loss_type=infonce"))
+    warn_about_nce_on_a_small_dataset(compose(PAPER, f"config.DATA.TRAIN.DATA_PATHS=[{image_folder}]",
+                                              "config.LOSS.pirl_loss.num_negatives=2",
+                                              "config.LOSS.pirl_loss.loss_type=infonce"))
     assert "loss_type=nce" not in caplog.text
-    filelist = tmp_path / "images.npy"
-    np.save(filelist, np.array([str(image_folder / f"{i}.jpg") for i in range(4 * 976)]))
-    warn_about_nce_on_few_steps_per_epoch(compose(PAPER, "config.DATA.TRAIN.DATA_SOURCES=[disk_filelist]",
-                         f"config.DATA.TRAIN.DATA_PATHS=[{filelist}]",
-                         "config.LOSS.pirl_loss.num_negatives=2",
-                         "config.DATA.TRAIN.BATCHSIZE_PER_REPLICA=1",
-                         "config.DISTRIBUTED.NUM_NODES=1", "config.DISTRIBUTED.NUM_PROC_PER_NODE=4"))
-    assert "loss_type=nce" not in caplog.text  # 976 steps per epoch, as YFCC-1M at 1024
+
+    def filelist_run(images: int, batch_per_rank: int) -> str:
+        """The warning for a file list of ``images`` on 4 ranks of ``batch_per_rank``."""
+        filelist = tmp_path / f"images_{images}.npy"
+        np.save(filelist, np.zeros(images, dtype="U1"))
+        caplog.clear()
+        warn_about_nce_on_a_small_dataset(compose(
+            PAPER, "config.DATA.TRAIN.DATA_SOURCES=[disk_filelist]",
+            f"config.DATA.TRAIN.DATA_PATHS=[{filelist}]", "config.LOSS.pirl_loss.num_negatives=2",
+            f"config.DATA.TRAIN.BATCHSIZE_PER_REPLICA={batch_per_rank}",
+            "config.DISTRIBUTED.NUM_NODES=1", "config.DISTRIBUTED.NUM_PROC_PER_NODE=4"))
+        return caplog.text
+
+    # YFCC-1M at 1024: 976 steps per epoch
+    assert "loss_type=nce" not in filelist_run(1_000_000, 256)
+    # as many steps per epoch on fewer images (measured diverging at 1,005 on 8,040)
+    assert "loss_type=nce on 3904 images at a global batch of 4: 976 steps" in filelist_run(3904, 1)
+    # 1M images in fewer steps per epoch than known to learn
+    assert "loss_type=nce on 1000000 images at a global batch of 2048: 488 steps" in filelist_run(
+        1_000_000, 512)
 
 
 def test_resuming_a_bank_sized_for_another_dataset_is_reported(image_folder, tmp_path):

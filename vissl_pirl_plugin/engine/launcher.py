@@ -23,7 +23,7 @@ from vissl_pirl_plugin.engine.config_validation import (
     prepare_data,
     validate_config,
     validate_rendezvous,
-    warn_about_nce_on_few_steps_per_epoch,
+    warn_about_nce_on_a_small_dataset,
 )
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
 from vissl_pirl_plugin.utils.user_errors import InvalidInputError
@@ -70,7 +70,7 @@ def launch(cfg: AttrDict, engine_name: str = "train", node_id: int = 0,
     with _checks_before_launch():
         validate_rendezvous(cfg.DISTRIBUTED)
         prepare_data(cfg)
-    warn_about_nce_on_few_steps_per_epoch(cfg)
+    warn_about_nce_on_a_small_dataset(cfg)
     return distributed_launcher.launch_distributed(
         cfg=cfg, node_id=node_id, engine_name=engine_name, hook_generator=hook_generator)
 

@@ -28,7 +28,7 @@ from vissl.utils import distributed_launcher
 
 from vissl_pirl_plugin.engine.config_validation import (
     prepare_data,
-    warn_about_nce_on_few_steps_per_epoch,
+    warn_about_nce_on_a_small_dataset,
 )
 from vissl_pirl_plugin.engine.slurm_request import Partition, SlurmRequest, check_request_fits
 from vissl_pirl_plugin.hooks.hook_generator import pirl_hook_generator
@@ -98,7 +98,7 @@ def submit(cfg: AttrDict, engine_name: str, hook_generator: HookGenerator = pirl
     request = SlurmRequest.from_config(cfg)
     check_request_fits(request, Partition.read(request.partition))
     if not cfg.SLURM.get(NODE_LOCAL_DATA, False):
-        warn_about_nce_on_few_steps_per_epoch(cfg)
+        warn_about_nce_on_a_small_dataset(cfg)
     os.makedirs(cfg.SLURM.LOG_FOLDER, exist_ok=True)
     executor = submitit.AutoExecutor(folder=cfg.SLURM.LOG_FOLDER, cluster="slurm")
     executor.update_parameters(**request.executor_parameters(cfg.SLURM))
