@@ -244,9 +244,8 @@ def prepare_data(cfg: AttrDict) -> None:
 
 # Where the paper's NCE is known to learn: 1M images or more (YFCC-1M, the paper's Section 4, and
 # ImageNet's 1.28M), at 976 steps per epoch or more (|D| / global batch: how often a memory-bank
-# row is rewritten; YFCC-1M at 1024). Below, on the demo machinery its loss rose epoch over epoch
-# on every set measured, up to 8,040 images at 1,005 steps per epoch
-# (docs/training.md#nce-or-infonce-for-my-dataset).
+# row is rewritten; YFCC-1M at 1024). What was measured below them: the warning's text and
+# docs/training.md#nce-or-infonce-for-my-dataset.
 NCE_KNOWN_TO_LEARN_IMAGES = 1_000_000
 NCE_KNOWN_TO_LEARN_STEPS_PER_EPOCH = NCE_KNOWN_TO_LEARN_IMAGES // 1024
 
