@@ -2,12 +2,16 @@
 equal budget, over several seeds.
 
     .venv/bin/python benchmarks/compare_methods.py [--seeds 0 1 2] [--methods ...]
-        [--out benchmarks/compare] [--epochs N] [--transforms 5] [--ranks 1]
+        [--out benchmarks/compare] [--epochs N] [--transforms 5] [--ranks 1] [--crops K]
+        [--stamps DIR]
         [Hydra overrides for all runs]
 
 Every method pre-trains on the demo's training split (``make demo``'s: 134 of the 169 labelled
 photographs, every 5th of each class held out) with the CPU demo config's trunk (ResNet-10 of
-width 32), image size, batch, epochs, optimizer and schedule (``METHODS``):
+width 32), image size, batch, epochs, optimizer and schedule (``METHODS``). With ``--crops K``
+they pre-train instead on K random crops of each training photograph's stamp
+(``vissl_pirl_plugin.tools.demo_crops``: K times the images and steps per epoch), and are
+measured on the photographs as always:
 
 1. ``pirl``: ours, ``config=pretrain/pirl/pirl_jigsaw_cpu_demo`` as it is;
 2. ``vissl_pirl``: VISSL 0.1.6's built-in PIRL, its ``nce_loss_with_memory``, transform chain
@@ -67,6 +71,7 @@ from vissl_pirl_plugin.engine.launcher import compose_config  # noqa: E402
 from vissl_pirl_plugin.losses.knn_classifier import (  # noqa: E402
     bank_top_k, top_k_accuracy, weighted_vote)
 from vissl_pirl_plugin.tools.demo import DEMO_CONFIG, hold_out  # noqa: E402
+from vissl_pirl_plugin.tools.demo_crops import build_crop_set  # noqa: E402
 from vissl_pirl_plugin.tools.demo_data import DEMO_ROOT, build_demo_dataset  # noqa: E402
 from vissl_pirl_plugin.tools.invariance import invariance_distances  # noqa: E402
 from vissl_pirl_plugin.tools.linear_probe import (  # noqa: E402
@@ -343,18 +348,26 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     parser.add_argument("--ranks", type=int, default=1,
                         help="gloo processes per pre-training, the global batch kept (the demo "
                              "config's batch split across the ranks)")
+    parser.add_argument("--crops", type=int, default=0,
+                        help="pre-train on this many random crops of each training photograph's "
+                             "stamp (written to OUT/crops_K), not on the photographs")
+    parser.add_argument("--stamps", type=Path, default=None,
+                        help="an unpacked Tux Paint stamps folder for the demo data and the "
+                             "crops (default: Tux Paint's installed stamps or the Debian package)")
     args, extra = parser.parse_known_args(argv)  # Hydra overrides for every method's run
     started = time.time()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
-    images = build_demo_dataset(args.data).resolve()
+    images = build_demo_dataset(args.data, args.stamps).resolve()
     split = out / "split"
     train, val = ((split / "train", split / "val") if (split / "train").is_dir()
                   else hold_out(images, split, HOLDOUT_EVERY))
     view_config = compose_config([DEMO_CONFIG])[1]
     epochs = args.epochs or int(view_config.OPTIMIZER.num_epochs)
     negatives = args.negatives or int(view_config.LOSS.pirl_loss.num_negatives)
-    num_images = len(read_image_folder(train)[0])
+    pretrain_data = (build_crop_set(train, out / f"crops_{args.crops}", args.crops, args.stamps)
+                     if args.crops else train)
+    num_images = len(read_image_folder(pretrain_data)[0])
     extra = [*rank_overrides(args.ranks, int(view_config.DATA.TRAIN.BATCHSIZE_PER_REPLICA)),
              *extra]
     runs: Dict[str, Dict[str, Dict[str, Any]]] = {}
@@ -366,7 +379,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
             checkpoint, config = None, view_config
             if overrides is not None:
                 run_dir.parent.mkdir(parents=True, exist_ok=True)
-                checkpoint = pretrain([*overrides, *extra], train, run_dir, seed)
+                checkpoint = pretrain([*overrides, *extra], pretrain_data, run_dir, seed)
                 config = run_config(config_beside(checkpoint))
             result = evaluate(method, config, checkpoint, view_config, images, train, val, seed,
                               args.transforms)
@@ -378,7 +391,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     summary = summarize(runs)
     figure = plot_by_stage(summary, out / "fig5_probes_by_stage.png", args.seeds)
     results = {"seeds": args.seeds, "epochs": epochs, "negatives": negatives,
-               "ranks": args.ranks, "extra_overrides": extra, "transforms": args.transforms,
+               "ranks": args.ranks, "crops": args.crops, "num_images": num_images,
+               "extra_overrides": extra, "transforms": args.transforms,
                "runs": runs, "summary": summary, "seconds": round(time.time() - started, 1)}
     (out / "results.json").write_text(json.dumps(results, indent=2))
     print(markdown_table(summary))

@@ -75,6 +75,37 @@ def test_ranks_share_the_demos_global_batch():
         compare_methods.rank_overrides(3, 32)
 
 
+def test_with_crops_every_method_pre_trains_on_the_crops_and_is_measured_on_the_photographs(
+        tmp_path, monkeypatch):
+    stamps = fake_stamps(tmp_path / "stamps", per_class=5)
+    pretrained, measured = [], []
+
+    def pretrain(overrides, data, run_dir, seed):
+        pretrained.append((overrides, data))
+        run_dir.mkdir(parents=True)
+        (run_dir / "stdout.json").write_text(json.dumps({"ep": 0, "loss": 2.0}))
+        return run_dir / "checkpoint.torch"
+
+    def evaluate(method, config, checkpoint, view_config, images, train, val, *args):
+        measured.append((images, train))
+        return fake_run(0.5, 0.5)
+    monkeypatch.setattr(compare_methods, "pretrain", pretrain)
+    monkeypatch.setattr(compare_methods, "evaluate", evaluate)
+    monkeypatch.setattr(compare_methods, "config_beside", lambda checkpoint: checkpoint)
+    monkeypatch.setattr(compare_methods, "run_config", lambda path: None)
+    results = compare_methods.main([
+        "--data", str(tmp_path / "data"), "--stamps", str(stamps), "--out", str(tmp_path / "out"),
+        "--methods", "pirl", "vissl_pirl", "random", "--seeds", "0", "--crops", "3"])
+    crops = tmp_path / "out" / "crops_3"
+    # 25 photographs, every 5th of each class held out: 20 pre-train, as 60 crops
+    assert results["crops"] == 3 and results["num_images"] == 60
+    assert len(list((crops / "all").glob("*.jpg"))) == 60
+    assert [data for _, data in pretrained] == [crops, crops]
+    assert "config.LOSS.nce_loss_with_memory.num_train_samples=60" in pretrained[1][0]
+    split = tmp_path / "out" / "split"
+    assert measured == [((tmp_path / "data" / "train").resolve(), split / "train")] * 3
+
+
 @pytest.mark.slow
 def test_one_tiny_run_of_every_method_gives_every_measurement(tmp_path):
     data = tmp_path / "data"

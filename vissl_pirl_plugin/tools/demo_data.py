@@ -22,6 +22,7 @@ import os
 import shutil
 import subprocess
 import tarfile
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
@@ -107,14 +108,41 @@ def photographs_in_folder(stamps: Path) -> Iterator[Tuple[str, bytes]]:
             yield relative, path.read_bytes()
 
 
-def flatten_on_white(png: bytes, size: int) -> Image.Image:
-    """The stamp over a white square (its transparency filled), resized to ``size``."""
+def square_on_white(png: bytes) -> Image.Image:
+    """The stamp at its own size, centred on a white square (its transparency filled)."""
     stamp = Image.open(io.BytesIO(png)).convert("RGBA")
     width, height = stamp.size
     side = max(width, height)
     square = Image.new("RGBA", (side, side), (255, 255, 255, 255))
     square.alpha_composite(stamp, ((side - width) // 2, (side - height) // 2))
-    return square.convert("RGB").resize((size, size), Image.BICUBIC)
+    return square.convert("RGB")
+
+
+def flatten_on_white(png: bytes, size: int) -> Image.Image:
+    """The stamp over a white square (its transparency filled), resized to ``size``."""
+    return square_on_white(png).resize((size, size), Image.BICUBIC)
+
+
+def photograph_stem(relative: str) -> str:
+    """The file stem of a stamp's photograph: its path below the stamps folder, with ``_``."""
+    return relative[:-len(".png")].replace("/", "_")
+
+
+@contextmanager
+def stamp_photographs(stamps: Optional[Path], cache: Path) -> Iterator[Iterator[Tuple[str, bytes]]]:
+    """(path below the stamps folder, PNG bytes) of each photograph of the classes.
+
+    From ``stamps``, else Tux Paint's installed stamps, else the Debian package fetched into
+    ``cache`` (deleted on success: 160 MB, mostly sound files).
+    """
+    if stamps is None and INSTALLED_STAMPS.is_dir():
+        stamps = INSTALLED_STAMPS
+    if stamps is not None:
+        yield photographs_in_folder(stamps)
+        return
+    deb = download_package(cache)
+    yield photographs_in_package(deb)
+    deb.unlink()
 
 
 def build_demo_dataset(out: Path, stamps: Optional[Path] = None, size: int = IMAGE_SIZE) -> Path:
@@ -123,28 +151,20 @@ def build_demo_dataset(out: Path, stamps: Optional[Path] = None, size: int = IMA
     marker = out / f".complete-v{FORMAT_VERSION}-{size}"
     if marker.exists():
         return train
-    if stamps is None and INSTALLED_STAMPS.is_dir():
-        stamps = INSTALLED_STAMPS
-    deb = None
-    if stamps is not None:
-        photographs = photographs_in_folder(stamps)
-    else:
-        deb = download_package(out / "cache")
-        photographs = photographs_in_package(deb)
     if train.exists():
         shutil.rmtree(train)  # an incomplete build, or one of an older format
     count = 0
-    for relative, png in photographs:
-        folder = train / photograph_class(relative)
-        folder.mkdir(parents=True, exist_ok=True)
-        name = relative[:-len(".png")].replace("/", "_") + ".jpg"
-        flatten_on_white(png, size).save(folder / name, quality=92)
-        count += 1
-    if count == 0:
-        raise DemoDataError(f"No photographs of {sorted(CLASSES)} found in {stamps or PACKAGE}.")
+    with stamp_photographs(stamps, out / "cache") as photographs:
+        for relative, png in photographs:
+            folder = train / photograph_class(relative)
+            folder.mkdir(parents=True, exist_ok=True)
+            flatten_on_white(png, size).save(folder / f"{photograph_stem(relative)}.jpg",
+                                             quality=92)
+            count += 1
+        if count == 0:
+            raise DemoDataError(
+                f"No photographs of {sorted(CLASSES)} found in {stamps or PACKAGE}.")
     marker.touch()
-    if deb is not None:
-        deb.unlink()  # 160 MB, mostly sound files; the images are written
     return train
 
 
