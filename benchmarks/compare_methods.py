@@ -355,6 +355,9 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
                         help="an unpacked Tux Paint stamps folder for the demo data and the "
                              "crops (default: Tux Paint's installed stamps or the Debian package)")
     args, extra = parser.parse_known_args(argv)  # Hydra overrides for every method's run
+    if args.crops < 0:
+        parser.error(f"--crops {args.crops}: give a number of crops per photograph, or 0 for the "
+                     "photographs themselves")
     started = time.time()
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
@@ -365,8 +368,8 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     view_config = compose_config([DEMO_CONFIG])[1]
     epochs = args.epochs or int(view_config.OPTIMIZER.num_epochs)
     negatives = args.negatives or int(view_config.LOSS.pirl_loss.num_negatives)
-    pretrain_data = (build_crop_set(train, out / f"crops_{args.crops}", args.crops, args.stamps)
-                     if args.crops else train)
+    pretrain_data = (build_crop_set(train, out / f"crops_{args.crops}", args.crops, args.stamps,
+                                    cache=args.data / "cache") if args.crops else train)
     num_images = len(read_image_folder(pretrain_data)[0])
     extra = [*rank_overrides(args.ranks, int(view_config.DATA.TRAIN.BATCHSIZE_PER_REPLICA)),
              *extra]

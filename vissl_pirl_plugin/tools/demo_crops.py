@@ -19,7 +19,7 @@ import argparse
 import random
 import shutil
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Dict, List, Optional, Sequence
 
 from PIL import Image
 
@@ -30,50 +30,72 @@ AREA_RANGE = (0.35, 1.0)
 RATIO_RANGE = (3 / 4, 4 / 3)
 CROP_FOLDER = "all"
 JPEG_QUALITY = 95
+FORMAT_VERSION = 1
 
 
-def stamps_of(photographs: Path, stamps: Optional[Path], cache: Path) -> Dict[str, bytes]:
-    """The PNG bytes of the stamp of each photograph in ``photographs``, by file stem."""
-    wanted = {path.stem for path in photographs.rglob("*.jpg")}
-    if not wanted:
+def photograph_stems(photographs: Path) -> List[str]:
+    """The file stems of the photographs (``*.jpg`` below ``photographs``), in draw order."""
+    return [path.stem for path in sorted(photographs.rglob("*.jpg"))]
+
+
+def stamps_of(stems: Sequence[str], photographs: Path, stamps: Optional[Path],
+              cache: Path) -> Dict[str, bytes]:
+    """The PNG bytes of the stamp of each photograph, by file stem."""
+    if not stems:
         raise DemoDataError(f"No photographs (*.jpg) in {photographs}: pass the demo's training "
                             "folder, e.g. data/demo/train or the split/train of make compare.")
-    found = {}
-    with stamp_photographs(stamps, cache) as source:
+    wanted, found = set(stems), {}
+    with stamp_photographs(stamps, cache) as source:  # a .deb is kept when this fails
         for relative, png in source:
             if photograph_stem(relative) in wanted:
                 found[photograph_stem(relative)] = png
-    missing = sorted(wanted - set(found))
-    if missing:
-        raise DemoDataError(
-            f"{len(missing)} photographs of {photographs} have no Tux Paint stamp, e.g. "
-            f"{missing[0]}.jpg: crops are cut from the stamps the demo dataset was built from. "
-            "Pass the photographs of data/demo/train (or a subset of them), and --stamps DIR "
-            "with the stamps folder they were built from.")
+        missing = sorted(wanted - set(found))
+        if missing:
+            raise DemoDataError(
+                f"{len(missing)} photographs of {photographs} have no Tux Paint stamp, e.g. "
+                f"{missing[0]}.jpg: crops are cut from the stamps the demo dataset was built "
+                "from. Pass the photographs of data/demo/train (or a subset of them), and "
+                "--stamps DIR with the stamps folder they were built from.")
     return found
 
 
+def prepare_out(out: Path, photographs: Path) -> None:
+    """Refuses an ``out`` that would mix with the photographs or replace files of the user's."""
+    if out.resolve().is_relative_to(photographs.resolve()):
+        raise DemoDataError(f"--out {out} lies inside --photographs {photographs}: the crops "
+                            "would be read as photographs. Choose a folder outside it.")
+    folder = out / CROP_FOLDER
+    if folder.exists() and any(folder.iterdir()) and not any(out.glob(".complete-*")):
+        raise DemoDataError(f"{folder} holds files that demo_crops did not write; choose another "
+                            "--out (a build replaces its folder all/).")
+
+
 def build_crop_set(photographs: Path, out: Path, per_photograph: int,
-                   stamps: Optional[Path] = None, size: int = IMAGE_SIZE, seed: int = 0) -> Path:
+                   stamps: Optional[Path] = None, size: int = IMAGE_SIZE, seed: int = 0,
+                   cache: Optional[Path] = None) -> Path:
     """Writes ``per_photograph`` crops of each photograph's stamp to ``out/all`` (idempotent).
 
-    Returns ``out``, an image folder for ``DATA.TRAIN.DATA_PATHS``.
+    Returns ``out``, an image folder for ``DATA.TRAIN.DATA_PATHS``. ``cache``: where the
+    Debian package is fetched to when no stamps folder is found (default ``out/cache``).
     """
     if per_photograph < 1:
         raise ValueError(f"per_photograph={per_photograph}: give at least 1 crop per photograph.")
-    marker = out / f".complete-{per_photograph}-{size}-{seed}"
-    if marker.exists():
-        return out
-    squares = stamps_of(photographs, stamps, out / "cache")
+    stems = photograph_stems(photographs)
+    marker = out / f".complete-v{FORMAT_VERSION}-{per_photograph}-{size}-{seed}"
     folder = out / CROP_FOLDER
+    if marker.exists() and folder.is_dir() and marker.read_text() == "\n".join(stems):
+        return out
+    prepare_out(out, photographs)
+    squares = stamps_of(stems, photographs, stamps, cache or out / "cache")
     if folder.exists():
-        shutil.rmtree(folder)  # an incomplete build, or one of other parameters
+        shutil.rmtree(folder)  # an incomplete build, or one of other parameters or photographs
     for stale in out.glob(".complete-*"):
         stale.unlink()
     folder.mkdir(parents=True)
+    digits = max(2, len(str(per_photograph - 1)))
     rng = random.Random(seed)
-    for photograph in sorted(photographs.rglob("*.jpg")):
-        square = square_on_white(squares[photograph.stem])
+    for stem in stems:
+        square = square_on_white(squares[stem])
         side = square.width
         for k in range(per_photograph):
             area = rng.uniform(*AREA_RANGE) * side * side
@@ -83,8 +105,8 @@ def build_crop_set(photographs: Path, out: Path, per_photograph: int,
             left, top = rng.randint(0, side - width), rng.randint(0, side - height)
             crop = square.crop((left, top, left + width, top + height))
             crop.resize((size, size), Image.BICUBIC).save(
-                folder / f"{photograph.stem}_{k:02d}.jpg", quality=JPEG_QUALITY)
-    marker.touch()
+                folder / f"{stem}_{k:0{digits}d}.jpg", quality=JPEG_QUALITY)
+    marker.write_text("\n".join(stems))
     return out
 
 

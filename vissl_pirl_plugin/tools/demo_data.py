@@ -22,7 +22,7 @@ import os
 import shutil
 import subprocess
 import tarfile
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Iterator, Optional, Tuple
 
@@ -128,21 +128,31 @@ def photograph_stem(relative: str) -> str:
     return relative[:-len(".png")].replace("/", "_")
 
 
+def stamps_source(stamps: Optional[Path]) -> Optional[Path]:
+    """The stamps folder to read: ``stamps``, else Tux Paint's installed stamps; None: the .deb."""
+    if stamps is None and INSTALLED_STAMPS.is_dir():
+        return INSTALLED_STAMPS
+    return stamps
+
+
 @contextmanager
-def stamp_photographs(stamps: Optional[Path], cache: Path) -> Iterator[Iterator[Tuple[str, bytes]]]:
+def stamp_photographs(stamps: Optional[Path],
+                      cache: Path) -> Iterator[Iterator[Tuple[str, bytes]]]:
     """(path below the stamps folder, PNG bytes) of each photograph of the classes.
 
-    From ``stamps``, else Tux Paint's installed stamps, else the Debian package fetched into
-    ``cache`` (deleted on success: 160 MB, mostly sound files).
+    From ``stamps_source(stamps)``, else the Debian package fetched into ``cache``: the .deb
+    (160 MB, mostly sound files) and ``cache``, then empty, are deleted once read through, and
+    kept for the next try when reading fails.
     """
-    if stamps is None and INSTALLED_STAMPS.is_dir():
-        stamps = INSTALLED_STAMPS
-    if stamps is not None:
-        yield photographs_in_folder(stamps)
+    folder = stamps_source(stamps)
+    if folder is not None:
+        yield photographs_in_folder(folder)
         return
     deb = download_package(cache)
     yield photographs_in_package(deb)
     deb.unlink()
+    with suppress(OSError):  # other files in it: keep them
+        cache.rmdir()
 
 
 def build_demo_dataset(out: Path, stamps: Optional[Path] = None, size: int = IMAGE_SIZE) -> Path:
@@ -151,10 +161,10 @@ def build_demo_dataset(out: Path, stamps: Optional[Path] = None, size: int = IMA
     marker = out / f".complete-v{FORMAT_VERSION}-{size}"
     if marker.exists():
         return train
-    if train.exists():
-        shutil.rmtree(train)  # an incomplete build, or one of an older format
     count = 0
     with stamp_photographs(stamps, out / "cache") as photographs:
+        if train.exists():
+            shutil.rmtree(train)  # an incomplete build, or one of an older format
         for relative, png in photographs:
             folder = train / photograph_class(relative)
             folder.mkdir(parents=True, exist_ok=True)
@@ -162,8 +172,8 @@ def build_demo_dataset(out: Path, stamps: Optional[Path] = None, size: int = IMA
                                              quality=92)
             count += 1
         if count == 0:
-            raise DemoDataError(
-                f"No photographs of {sorted(CLASSES)} found in {stamps or PACKAGE}.")
+            raise DemoDataError(f"No photographs of {sorted(CLASSES)} found in "
+                                f"{stamps_source(stamps) or PACKAGE}.")
     marker.touch()
     return train
 
