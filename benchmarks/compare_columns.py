@@ -97,7 +97,7 @@ def parse_column(spec: str) -> Tuple[str, List[Path]]:
 
 def difference_cell(first: List[float], other: List[float]) -> str:
     p = permutation_p(first, other)
-    shown = f"{p:.2f}" if p >= 0.01 else "< 0.01"
+    shown = f"{p:.2f}" if p >= 0.01 else f"{p:.2g}"  # below 0.01: two significant digits
     return f"{statistics.fmean(other) - statistics.fmean(first):+.3f} (p = {shown})"
 
 
