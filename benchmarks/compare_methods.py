@@ -62,6 +62,7 @@ import vissl_pirl_plugin  # noqa: E402,F401 - applies vissl_compat before VISSL 
 from vissl.data.ssl_transforms import get_transform  # noqa: E402
 from vissl.utils.hydra_config import AttrDict  # noqa: E402
 
+from vissl_pirl_plugin.data.image_folder import folder_image_count  # noqa: E402
 from vissl_pirl_plugin.data.image_utils import centre_crop  # noqa: E402
 from vissl_pirl_plugin.data.robust_disk_dataset import read_image_folder  # noqa: E402
 from vissl_pirl_plugin.data.transforms.pirl_pair_transform import (  # noqa: E402
@@ -370,7 +371,7 @@ def main(argv: Optional[List[str]] = None) -> Dict[str, Any]:
     negatives = args.negatives or int(view_config.LOSS.pirl_loss.num_negatives)
     pretrain_data = (build_crop_set(train, out / f"crops_{args.crops}", args.crops, args.stamps,
                                     cache=args.data / "cache") if args.crops else train)
-    num_images = len(read_image_folder(pretrain_data)[0])
+    num_images = folder_image_count(str(pretrain_data))  # counted, not decoded
     extra = [*rank_overrides(args.ranks, int(view_config.DATA.TRAIN.BATCHSIZE_PER_REPLICA)),
              *extra]
     runs: Dict[str, Dict[str, Dict[str, Any]]] = {}

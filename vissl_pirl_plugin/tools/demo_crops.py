@@ -47,8 +47,9 @@ def stamps_of(stems: Sequence[str], photographs: Path, stamps: Optional[Path],
     wanted, found = set(stems), {}
     with stamp_photographs(stamps, cache) as source:  # a .deb is kept when this fails
         for relative, png in source:
-            if photograph_stem(relative) in wanted:
-                found[photograph_stem(relative)] = png
+            stem = photograph_stem(relative)
+            if stem in wanted:
+                found[stem] = png
         missing = sorted(wanted - set(found))
         if missing:
             raise DemoDataError(
